@@ -204,13 +204,16 @@ impl Engine {
     ) -> Result<Self, ConfigError> {
         let mut engine = Engine::new(config, now)?;
         for record in records {
-            engine.restore_one(&record);
+            engine.restore_record(&record);
         }
         engine.handle_timeout(now);
         Ok(engine)
     }
 
-    fn restore_one(&mut self, r: &DeliveryRecord) {
+    /// Resumes one stored delivery, for drivers that stream records from a store instead
+    /// of collecting them for [`Engine::restore`]. Call [`Engine::handle_timeout`] after
+    /// the last one. Terminal and already tracked records are skipped.
+    pub fn restore_record(&mut self, r: &DeliveryRecord) {
         if r.status.is_terminal() || self.table.find(&r.key()).is_some() {
             return;
         }
@@ -561,3 +564,6 @@ fn slot_status(s: &Slot) -> DeliveryStatus {
         DeliveryStatus::Retrying
     }
 }
+
+#[cfg(test)]
+mod tests;
