@@ -152,8 +152,16 @@ fn network_kind(err: &reqwest::Error) -> NetworkError {
     }
 }
 
+/// An error and its sources. `io::Error::source` skips the error it wraps (it returns that
+/// error's source), so the wrapped error is visited explicitly: that is where rustls errors and
+/// inner IO error kinds live.
 fn chain<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(err), |&e| e.source())
+    std::iter::successors(Some(err), |&e| {
+        match e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        }
+    })
 }
 
 fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
@@ -186,6 +194,21 @@ mod tests {
         assert_eq!(error_chain(&e), "outer: connection refused");
         let e = Outer(io::Error::other("outer"));
         assert_eq!(error_chain(&e), "outer");
+    }
+
+    #[test]
+    fn the_chain_descends_into_errors_that_io_errors_wrap() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("bad record")]
+        struct Tls;
+        let e = Outer(io::Error::other(io::Error::new(io::ErrorKind::InvalidData, Tls)));
+        let kinds: Vec<_> = chain(&e)
+            .filter_map(|e| e.downcast_ref::<io::Error>())
+            .map(io::Error::kind)
+            .collect();
+        assert_eq!(kinds, [io::ErrorKind::Other, io::ErrorKind::InvalidData]);
+        assert!(find::<Tls>(&e).is_some());
+        assert_eq!(error_chain(&e), "outer: bad record");
     }
 
     #[test]
