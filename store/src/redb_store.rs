@@ -84,24 +84,40 @@ impl RedbStore {
     }
 
     /// Opens the store at `path`, creating the file if it does not exist.
+    ///
+    /// Creation is atomic: the file is set up under a temporary name in the same
+    /// directory and linked into place only once it is a complete, durable store. redb
+    /// alone would leave a file it cannot open (no magic number yet) if the process died
+    /// while creating it.
     pub fn open_with(path: impl AsRef<Path>, options: &RedbOptions) -> Result<Self, crate::OpenError> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let io = |source: std::io::Error| crate::OpenError::Io {
+            db: name.clone(),
+            source,
+        };
         if path.is_dir() {
-            return Err(crate::OpenError::Io {
-                db: name,
-                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "the path is a directory"),
-            });
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "the path is a directory",
+            )));
+        }
+        // An empty file holds nothing; it is replaced like a missing one.
+        let empty = path.metadata().is_ok_and(|m| m.len() == 0);
+        if empty || !path.exists() {
+            create_atomically(path, options, &name, empty)?;
         }
         let db = builder(options)
-            .create(path)
+            .open(path)
             .map_err(|e| classify_storage(&name, e.into()))?;
         check_or_initialize(&db, &name)?;
         Ok(RedbStore { db, name })
     }
 
     /// Opens the store on a redb storage backend (an in-memory one, or one that injects
-    /// faults in tests); `name` appears in error messages.
+    /// faults in tests), setting it up if it is empty; `name` appears in error messages.
+    /// Unlike [`RedbStore::open_with`], setting up is not atomic: a crash while the
+    /// backend is being initialized can leave it unopenable.
     pub fn open_with_backend(
         backend: impl StorageBackend,
         name: &str,
@@ -160,6 +176,47 @@ impl RedbStore {
         txn.set_durability(Durability::Immediate).map_err(commit_storage)?;
         Ok(txn)
     }
+}
+
+/// Creates a new store file at `path`: set up under a temporary name, made durable, then
+/// hard-linked into place (which fails rather than replace a file another process created
+/// meanwhile; an empty file is replaced) and the directory synced.
+fn create_atomically(path: &Path, options: &RedbOptions, name: &str, replace: bool) -> Result<(), crate::OpenError> {
+    let io = |source: std::io::Error| crate::OpenError::Io {
+        db: name.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{file_name}.{}.{nanos}.creating", std::process::id()));
+    let result = (|| {
+        let db = builder(options)
+            .create(&tmp)
+            .map_err(|e| classify_storage(name, e.into()))?;
+        check_or_initialize(&db, name)?;
+        db.close().map_err(|e| classify_storage(name, e.into()))?;
+        match if replace {
+            std::fs::rename(&tmp, path)
+        } else {
+            std::fs::hard_link(&tmp, path)
+        } {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // Some file systems have no hard links; a rename is atomic too, but replaces.
+            Err(_) if !path.exists() => std::fs::rename(&tmp, path).map_err(io)?,
+            Err(e) => return Err(io(e)),
+        }
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)
+    })();
+    // Best effort: a leftover temporary file is harmless and clearly named.
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 fn builder(options: &RedbOptions) -> Builder {

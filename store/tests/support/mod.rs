@@ -228,16 +228,18 @@ pub(crate) fn list_all(store: &dyn Store, port: &str, status: Option<DeliverySta
     }
 }
 
-/// What a generated operation asks for; turned into a valid change (or, with `chaos`, an
-/// invalid one) against the model's current state.
+/// What a generated operation asks for; turned into a valid change (or, for `Chaos`, an
+/// invalid one) against the state the model and the earlier changes of the batch lead
+/// to. `pick` chooses among the deliveries the operation can apply to, so that most
+/// generated changes do something.
 #[derive(Clone, Debug)]
 pub(crate) enum Intent {
     Accept { port: u8, id: u8, variant: u8 },
-    Start { port: u8, id: u8 },
-    Finish { port: u8, id: u8, how: u8 },
-    Redrive { port: u8, id: u8 },
-    /// A change that cannot apply (an attempt out of order, or an unknown delivery).
-    Chaos { port: u8, id: u8 },
+    Start { pick: u16 },
+    Finish { pick: u16, how: u8 },
+    Redrive { pick: u16 },
+    /// A change that cannot apply: an attempt out of order, or an unknown delivery.
+    Chaos { pick: u16 },
 }
 
 pub(crate) const PORTS: [&str; 3] = ["orders", "billing", "a-much-longer-port-name"];
@@ -246,32 +248,37 @@ pub(crate) fn id_of(id: u8) -> String {
     format!("evt-{id}")
 }
 
-pub(crate) fn key_of(id: u8) -> EventKey {
-    herald_core::EventId::new(id_of(id)).unwrap().key()
+/// The `pick`-th (modulo) delivery of `model` whose record satisfies `ok`.
+fn pick_where(model: &Model, pick: u16, ok: impl Fn(&DeliveryRecord) -> bool) -> Option<(&'static str, DeliveryRecord)> {
+    let eligible: Vec<(&String, &DeliveryRecord)> = model
+        .entries
+        .iter()
+        .filter(|(_, e)| ok(&e.record))
+        .map(|((p, _), e)| (p, &e.record))
+        .collect();
+    if eligible.is_empty() {
+        return None;
+    }
+    let (port, record) = eligible[usize::from(pick) % eligible.len()];
+    let port = PORTS.into_iter().find(|p| p == port).expect("a known port");
+    Some((port, record.clone()))
 }
 
 /// Turns intents into changes, tracking the state the earlier changes of the batch lead
-/// to (in `scratch`), so that most changes are valid.
+/// to (in a scratch model).
 pub(crate) fn changes_for(model: &Model, intents: &[Intent], now: Timestamp) -> Vec<(&'static str, Change)> {
     let mut scratch = model.clone();
     let mut out: Vec<(&'static str, Change)> = Vec::new();
     for intent in intents {
-        let (port, id) = match intent {
-            Intent::Accept { port, id, .. }
-            | Intent::Start { port, id }
-            | Intent::Finish { port, id, .. }
-            | Intent::Redrive { port, id }
-            | Intent::Chaos { port, id } => (PORTS[usize::from(*port) % PORTS.len()], *id),
-        };
-        let key = key_of(id);
-        let current = scratch.record(port, key).cloned();
-        let change = match (intent, &current) {
-            (Intent::Accept { variant, .. }, _) => accepted(&event_sized(&id_of(id), *variant, 40 + usize::from(id) * 97), now),
-            (Intent::Start { .. }, Some(r)) if !r.status.is_terminal() && r.in_flight.is_none() => {
-                started(key, r.attempts + 1, now)
+        let change = match intent {
+            Intent::Accept { port, id, variant } => {
+                let port = PORTS[usize::from(*port) % PORTS.len()];
+                let e = event_sized(&id_of(*id), *variant, 40 + usize::from(*id) * 97);
+                Some((port, accepted(&e, now)))
             }
-            (Intent::Finish { how, .. }, Some(r)) if r.in_flight.is_some() => {
-                let attempt = r.attempts;
+            Intent::Start { pick } => pick_where(&scratch, *pick, |r| !r.status.is_terminal() && r.in_flight.is_none())
+                .map(|(port, r)| (port, started(r.key(), r.attempts + 1, now))),
+            Intent::Finish { pick, how } => pick_where(&scratch, *pick, |r| r.in_flight.is_some()).map(|(port, r)| {
                 let retry = Timestamp::from_millis(now.as_millis() + 5_000);
                 let (class, next) = match how % 5 {
                     0 => (OutcomeClass::Delivered, Transition::Delivered),
@@ -279,15 +286,22 @@ pub(crate) fn changes_for(model: &Model, intents: &[Intent], now: Timestamp) -> 
                     2 => (OutcomeClass::Retryable, Transition::Exhausted(ExhaustedBy::MaxAttempts)),
                     _ => (OutcomeClass::Retryable, Transition::RetryAt(retry)),
                 };
-                finished(key, attempt, now, class, next)
-            }
-            (Intent::Redrive { .. }, Some(r)) if r.status.is_terminal() => Change::Redriven { key, at: now },
-            (Intent::Chaos { .. }, Some(r)) => started(key, r.attempts + 7, now),
-            (Intent::Chaos { .. }, None) => Change::Redriven { key, at: now },
-            _ => continue,
+                (port, finished(r.key(), r.attempts, now, class, next))
+            }),
+            Intent::Redrive { pick } => pick_where(&scratch, *pick, |r| r.status.is_terminal())
+                .map(|(port, r)| (port, Change::Redriven { key: r.key(), at: now })),
+            Intent::Chaos { pick } => Some(match pick_where(&scratch, *pick, |_| true) {
+                Some((port, r)) => (port, started(r.key(), r.attempts + 7, now)),
+                None => (PORTS[0], Change::Redriven {
+                    key: herald_core::EventId::new("evt-unknown").unwrap().key(),
+                    at: now,
+                }),
+            }),
         };
-        scratch.apply(&[(port, change.clone())]);
-        out.push((port, change));
+        if let Some((port, change)) = change {
+            scratch.apply(&[(port, change.clone())]);
+            out.push((port, change));
+        }
     }
     out
 }
