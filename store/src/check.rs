@@ -74,7 +74,10 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
             Some(e) => match decode_event(e.value()) {
                 Err(e) => report.problem(format!("herald_events, {at}: {e}")),
                 Ok(e) if e.id() != &record.id || e.fingerprint() != record.fingerprint => {
-                    report.problem(format!("herald_events, {at}: event {} does not match its record", e.id()));
+                    report.problem(format!(
+                        "herald_events, {at}: event {} does not match its record",
+                        e.id()
+                    ));
                 }
                 Ok(_) => {}
             },
@@ -84,7 +87,10 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
             .map_err(storage)?
             .is_none()
         {
-            report.problem(format!("herald_by_status, {at}: no entry for a {} record", record.status));
+            report.problem(format!(
+                "herald_by_status, {at}: no entry for a {} record",
+                record.status
+            ));
         }
         *tally.entry(pk.status(record.status).as_slice().to_vec()).or_default() += 1;
         let (first, last) = (pk.attempt(key, 0), pk.attempt(key, u32::MAX));

@@ -16,8 +16,8 @@
 //! record is reported, never half-read.
 
 use herald_core::{
-    AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryStatus, EventId, ExhaustedBy, ExternalEvent,
-    FailureDetail, Fingerprint, InFlight, OutcomeClass, ResponseExcerpt, Timestamp,
+    AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryStatus, EventId, ExhaustedBy, ExternalEvent, FailureDetail,
+    Fingerprint, InFlight, OutcomeClass, ResponseExcerpt, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -396,7 +396,9 @@ mod tests {
         assert_eq!(&rest[..fp.len()], fp.as_slice());
         assert_eq!(
             &rest[fp.len()..],
-            &[0, 0xac, 0x02, 0, 0xac, 0x02, 0, 0, 0, 1, 0xac, 0x02, 0, 0, 0, 0xac, 0x02]
+            &[
+                0, 0xac, 0x02, 0, 0xac, 0x02, 0, 0, 0, 1, 0xac, 0x02, 0, 0, 0, 0xac, 0x02
+            ]
         );
     }
 

@@ -6,9 +6,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::path::Path;
 
-use herald_core::{
-    AttemptRecord, Change, DeliveryRecord, DeliveryStatus, EventKey, ExternalEvent, Timestamp,
-};
+use herald_core::{AttemptRecord, Change, DeliveryRecord, DeliveryStatus, EventKey, ExternalEvent, Timestamp};
 use redb::backends::InMemoryBackend;
 use redb::{
     Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
@@ -72,7 +70,9 @@ pub struct RedbStore {
 
 impl fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedbStore").field("db", &self.name).finish_non_exhaustive()
+        f.debug_struct("RedbStore")
+            .field("db", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -190,7 +190,10 @@ fn create_atomically(path: &Path, options: &RedbOptions, name: &str, replace: bo
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -289,9 +292,11 @@ fn load_record(
 ) -> Result<Option<DeliveryRecord>, Fault> {
     match deliveries.get(port.delivery(key).as_slice())? {
         None => Ok(None),
-        Some(v) => Ok(Some(
-            decode_record(v.value()).map_err(corrupt(DELIVERIES_NAME, name, key))?,
-        )),
+        Some(v) => Ok(Some(decode_record(v.value()).map_err(corrupt(
+            DELIVERIES_NAME,
+            name,
+            key,
+        ))?)),
     }
 }
 
@@ -537,7 +542,8 @@ impl<'t> Writer<'t> {
                 Bound::Included(pk.attempt(*key, 0)),
                 Bound::Included(pk.attempt(*key, u32::MAX)),
             );
-            self.attempts.retain_in::<&[u8], _>(as_slices(&attempts), |_, _| false)?;
+            self.attempts
+                .retain_in::<&[u8], _>(as_slices(&attempts), |_, _| false)?;
             *deltas.entry(pk.status(*status)).or_default() -= 1;
         }
         self.add_counts(deltas)?;
@@ -653,9 +659,11 @@ impl Store for RedbStore {
             .map_err(storage)?;
         match value {
             None => Ok(None),
-            Some(v) => Ok(Some(
-                decode_event(v.value()).map_err(corrupt(EVENTS_NAME, port, key))?,
-            )),
+            Some(v) => Ok(Some(decode_event(v.value()).map_err(corrupt(
+                EVENTS_NAME,
+                port,
+                key,
+            ))?)),
         }
     }
 

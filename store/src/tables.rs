@@ -223,7 +223,11 @@ mod tests {
         let a = KeyBuf::port("a").delivery(EventKey([0x62; 16]));
         let ab = KeyBuf::port("ab");
         assert!(!a.as_slice().starts_with(ab.as_slice()));
-        assert!(!ab.delivery(EventKey([0; 16])).as_slice().starts_with(KeyBuf::port("a").as_slice()));
+        assert!(
+            !ab.delivery(EventKey([0; 16]))
+                .as_slice()
+                .starts_with(KeyBuf::port("a").as_slice())
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn open_err(path: &Path) -> OpenError {
 fn a_file_that_is_not_a_redb_database_is_refused_as_such() {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in [
-        ("notes.txt", b"just some notes\n".repeat(1)),
+        ("notes.txt", b"just some notes\n".to_vec()),
         ("noise.bin", (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect()),
     ] {
         let path = dir.path().join(name);
@@ -85,7 +85,10 @@ fn a_redb_database_of_another_program_is_refused_as_such() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert("format", b"other".as_slice()).unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("format", b"other".as_slice())
+            .unwrap();
         txn.commit().unwrap();
     }
     let err = open_err(&path);
@@ -113,7 +116,11 @@ fn a_newer_or_older_schema_version_is_refused_naming_both_versions() {
         matches!(err, OpenError::NewerSchema { found, supported, .. } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
         "{err:?}"
     );
-    assert!(err.to_string().contains("schema version 2; this build of herald-store reads version 1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("schema version 2; this build of herald-store reads version 1"),
+        "{err}"
+    );
 
     set_schema_version(&path, 0);
     let err = open_err(&path);
@@ -129,7 +136,17 @@ fn a_truncated_file_is_refused_as_corrupted() {
     let dir = tempfile::tempdir().unwrap();
     let path = populated(dir.path());
     let full = std::fs::read(&path).unwrap();
-    for len in [1, 9, 100, 512, 4096, full.len() / 3, full.len() / 2, full.len() - 4096, full.len() - 1] {
+    for len in [
+        1,
+        9,
+        100,
+        512,
+        4096,
+        full.len() / 3,
+        full.len() / 2,
+        full.len() - 4096,
+        full.len() - 1,
+    ] {
         std::fs::write(&path, &full[..len]).unwrap();
         let err = open_err(&path);
         assert!(
@@ -199,7 +216,10 @@ fn an_unwritable_directory_is_an_io_error_naming_the_path() {
 fn a_missing_directory_or_a_directory_in_place_of_the_file_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = open_err(&dir.path().join("missing").join("herald.redb"));
-    assert!(matches!(&err, OpenError::Io { source, .. } if source.kind() == ErrorKind::NotFound), "{err:?}");
+    assert!(
+        matches!(&err, OpenError::Io { source, .. } if source.kind() == ErrorKind::NotFound),
+        "{err:?}"
+    );
     let err = open_err(dir.path());
     assert!(matches!(&err, OpenError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("directory"), "{err}");
@@ -254,7 +274,10 @@ fn an_undecodable_record_is_reported_with_its_table_port_and_key() {
     assert_eq!(c.table, "herald_deliveries");
     let msg = err.to_string();
     let key_hex: String = e.key().0.iter().map(|b| format!("{b:02x}")).collect();
-    assert!(msg.contains("herald_deliveries") && msg.contains("\"orders\"") && msg.contains(&key_hex), "{msg}");
+    assert!(
+        msg.contains("herald_deliveries") && msg.contains("\"orders\"") && msg.contains(&key_hex),
+        "{msg}"
+    );
 
     let err = store.for_each_unfinished("orders", &mut |_| {}).unwrap_err();
     assert!(matches!(err, ReadError::Corrupt(_)), "{err:?}");
@@ -264,6 +287,11 @@ fn an_undecodable_record_is_reported_with_its_table_port_and_key() {
     assert!(err.to_string().contains("nothing was written"), "{err}");
 
     let err = store.check_integrity().unwrap_err();
-    let CheckError::Inconsistent { problems } = &err else { panic!("{err:?}") };
-    assert!(problems.iter().any(|p| p.starts_with("herald_deliveries")), "{problems:?}");
+    let CheckError::Inconsistent { problems } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        problems.iter().any(|p| p.starts_with("herald_deliveries")),
+        "{problems:?}"
+    );
 }

@@ -29,14 +29,16 @@ fn intent() -> impl Strategy<Value = Intent> {
 
 /// A batch, sometimes with one change that cannot apply, which must leave nothing of it.
 fn batch() -> impl Strategy<Value = Vec<Intent>> {
-    (vec(intent(), 1..10), prop::option::weighted(0.1, (any::<u16>(), any::<prop::sample::Index>()))).prop_map(
-        |(mut intents, chaos)| {
+    (
+        vec(intent(), 1..10),
+        prop::option::weighted(0.1, (any::<u16>(), any::<prop::sample::Index>())),
+    )
+        .prop_map(|(mut intents, chaos)| {
             if let Some((pick, at)) = chaos {
                 intents.insert(at.index(intents.len() + 1), Intent::Chaos { pick });
             }
             intents
-        },
-    )
+        })
 }
 
 fn step() -> impl Strategy<Value = Step> {

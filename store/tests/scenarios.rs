@@ -47,7 +47,10 @@ fn an_accepted_event_is_stored_with_a_pending_record() {
     assert_eq!(applied[0].record.next_attempt_at, Some(at(0)));
 
     assert_eq!(store.event("orders", e.key()).unwrap(), Some(e.clone()));
-    assert_eq!(store.record("orders", e.key()).unwrap(), Some(applied[0].record.clone()));
+    assert_eq!(
+        store.record("orders", e.key()).unwrap(),
+        Some(applied[0].record.clone())
+    );
     assert_eq!(counts(&store, "orders"), [(DeliveryStatus::Pending, 1)]);
     assert_eq!(store.ports().unwrap(), ["orders"]);
     assert_eq!(store.record("orders", event("evt-2").key()).unwrap(), None);
@@ -87,7 +90,15 @@ fn resending_the_same_event_changes_nothing_and_different_content_is_refused() {
     let (_dir, store) = file_store();
     let e = event_sized("evt-1", 0, 10);
     store.commit(&[("orders", accepted(&e, at(0)))]).unwrap();
-    attempt(&store, "orders", e.key(), 1, 5, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "orders",
+        e.key(),
+        1,
+        5,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
 
     let again = store.commit(&[("orders", accepted(&e, at(100)))]).unwrap();
     assert!(again[0].existed);
@@ -201,9 +212,27 @@ fn restore_streams_the_unfinished_deliveries_of_one_port() {
         OutcomeClass::Retryable,
         Transition::RetryAt(at(60_000)),
     );
-    store.commit(&[("orders", started(in_flight.key(), 1, at(20)))]).unwrap();
-    attempt(&store, "orders", delivered.key(), 1, 30, OutcomeClass::Delivered, Transition::Delivered);
-    attempt(&store, "orders", failed.key(), 1, 40, OutcomeClass::Permanent, Transition::Failed);
+    store
+        .commit(&[("orders", started(in_flight.key(), 1, at(20)))])
+        .unwrap();
+    attempt(
+        &store,
+        "orders",
+        delivered.key(),
+        1,
+        30,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
+    attempt(
+        &store,
+        "orders",
+        failed.key(),
+        1,
+        40,
+        OutcomeClass::Permanent,
+        Transition::Failed,
+    );
 
     let mut seen = Vec::new();
     let n = store.for_each_unfinished("orders", &mut |r| seen.push(r)).unwrap();
@@ -214,7 +243,12 @@ fn restore_streams_the_unfinished_deliveries_of_one_port() {
     assert_eq!(seen[0].in_flight.map(|f| f.attempt), Some(1), "the interrupted attempt");
     assert_eq!(seen[2].next_attempt_at, Some(at(60_000)));
     assert_eq!(seen[2].attempts, 1);
-    assert_eq!(store.for_each_unfinished("nobody", &mut |_| panic!("no records")).unwrap(), 0);
+    assert_eq!(
+        store
+            .for_each_unfinished("nobody", &mut |_| panic!("no records"))
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -270,7 +304,15 @@ fn history_keeps_every_attempt_across_redrive_cycles() {
     let redriven = store.redrive("orders", e.key(), at(500)).unwrap();
     assert_eq!(redriven.status, DeliveryStatus::Pending);
     assert_eq!(redriven.cycle, 1);
-    attempt(&store, "orders", e.key(), 3, 600, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "orders",
+        e.key(),
+        3,
+        600,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
 
     let h = store.history("orders", e.key()).unwrap().unwrap();
     let summary: Vec<(u32, u32, &str)> = h
@@ -290,7 +332,13 @@ fn redrive_refuses_active_and_unknown_deliveries() {
     store.commit(&[("orders", accepted(&e, at(0)))]).unwrap();
     let active = store.redrive("orders", e.key(), at(1)).unwrap_err();
     assert!(
-        matches!(&active, RedriveError::NotTerminal { status: DeliveryStatus::Pending, .. }),
+        matches!(
+            &active,
+            RedriveError::NotTerminal {
+                status: DeliveryStatus::Pending,
+                ..
+            }
+        ),
         "{active}"
     );
     assert!(active.to_string().contains("evt-1 is pending"), "{active}");
@@ -306,7 +354,15 @@ fn listing_pages_through_a_status_oldest_first() {
     for (i, e) in events.iter().enumerate() {
         store.commit(&[("orders", accepted(e, at(100 - i as u64)))]).unwrap();
     }
-    attempt(&store, "orders", events[3].key(), 1, 200, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "orders",
+        events[3].key(),
+        1,
+        200,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
 
     let page = store.list("orders", Some(DeliveryStatus::Pending), None, 4).unwrap();
     let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
@@ -322,7 +378,9 @@ fn listing_pages_through_a_status_oldest_first() {
     // The cursor's text form works as well, and listing every status puts pending first.
     let parsed = cursor.to_string().parse().unwrap();
     assert_eq!(
-        store.list("orders", Some(DeliveryStatus::Pending), Some(&parsed), 4).unwrap(),
+        store
+            .list("orders", Some(DeliveryStatus::Pending), Some(&parsed), 4)
+            .unwrap(),
         rest
     );
     let all: Vec<DeliveryStatus> = list_all(&store, "orders", None, 2).iter().map(|r| r.status).collect();
@@ -338,10 +396,24 @@ fn one_file_keeps_ports_apart() {
     store
         .commit(&[("a", accepted(&e, at(0))), ("ab", accepted(&e, at(0)))])
         .unwrap();
-    attempt(&store, "a", e.key(), 1, 10, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "a",
+        e.key(),
+        1,
+        10,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
 
-    assert_eq!(store.record("a", e.key()).unwrap().unwrap().status, DeliveryStatus::Delivered);
-    assert_eq!(store.record("ab", e.key()).unwrap().unwrap().status, DeliveryStatus::Pending);
+    assert_eq!(
+        store.record("a", e.key()).unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(
+        store.record("ab", e.key()).unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
     assert_eq!(list_all(&store, "a", None, 10).len(), 1);
     assert_eq!(list_all(&store, "ab", None, 10).len(), 1);
     assert_eq!(store.history("ab", e.key()).unwrap().unwrap().attempts, []);
@@ -355,11 +427,43 @@ fn prune_deletes_old_terminal_deliveries_with_their_events_and_attempts() {
     for e in [&old_done, &old_failed, &recent_done, &active] {
         store.commit(&[("orders", accepted(e, at(0)))]).unwrap();
     }
-    attempt(&store, "orders", old_done.key(), 1, 10, OutcomeClass::Delivered, Transition::Delivered);
-    attempt(&store, "orders", old_failed.key(), 1, 20, OutcomeClass::Permanent, Transition::Failed);
-    attempt(&store, "orders", recent_done.key(), 1, 5000, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "orders",
+        old_done.key(),
+        1,
+        10,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
+    attempt(
+        &store,
+        "orders",
+        old_failed.key(),
+        1,
+        20,
+        OutcomeClass::Permanent,
+        Transition::Failed,
+    );
+    attempt(
+        &store,
+        "orders",
+        recent_done.key(),
+        1,
+        5000,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
     store.commit(&[("billing", accepted(&old_done, at(0)))]).unwrap();
-    attempt(&store, "billing", old_done.key(), 1, 10, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "billing",
+        old_done.key(),
+        1,
+        10,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
 
     assert_eq!(store.prune(at(1000)).unwrap(), 3);
     for e in [&old_done, &old_failed] {
@@ -381,9 +485,14 @@ fn prune_deletes_old_terminal_deliveries_with_their_events_and_attempts() {
 fn port_names_must_fit_the_key_layout() {
     let (_dir, store) = file_store();
     let long = "p".repeat(herald_store::MAX_PORT_LEN + 1);
-    let err = store.commit(&[(long.as_str(), accepted(&event("evt-1"), at(0)))]).unwrap_err();
+    let err = store
+        .commit(&[(long.as_str(), accepted(&event("evt-1"), at(0)))])
+        .unwrap_err();
     assert!(err.to_string().contains("256 bytes; the limit is 255"), "{err}");
-    assert!(matches!(store.record("", event("evt-1").key()), Err(ReadError::Port(_))));
+    assert!(matches!(
+        store.record("", event("evt-1").key()),
+        Err(ReadError::Port(_))
+    ));
 }
 
 #[test]
@@ -413,7 +522,15 @@ fn an_integrity_check_passes_on_a_busy_store() {
         let e = event(&format!("evt-{i}"));
         store.commit(&[("orders", accepted(&e, at(i)))]).unwrap();
         if i % 2 == 0 {
-            attempt(&store, "orders", e.key(), 1, 100 + i, OutcomeClass::Delivered, Transition::Delivered);
+            attempt(
+                &store,
+                "orders",
+                e.key(),
+                1,
+                100 + i,
+                OutcomeClass::Delivered,
+                Transition::Delivered,
+            );
         }
     }
     assert_eq!(store.prune(at(115)).unwrap(), 3);
@@ -428,14 +545,25 @@ fn a_change_to_a_terminal_delivery_is_refused() {
     let (_dir, store) = file_store();
     let e = event("evt-1");
     store.commit(&[("orders", accepted(&e, at(0)))]).unwrap();
-    attempt(&store, "orders", e.key(), 1, 10, OutcomeClass::Delivered, Transition::Delivered);
+    attempt(
+        &store,
+        "orders",
+        e.key(),
+        1,
+        10,
+        OutcomeClass::Delivered,
+        Transition::Delivered,
+    );
     let err = store
-        .commit(&[("orders", Change::AttemptStarted {
-            key: e.key(),
-            attempt: 2,
-            at: at(20),
-            deadline: Timestamp::MAX,
-        })])
+        .commit(&[(
+            "orders",
+            Change::AttemptStarted {
+                key: e.key(),
+                attempt: 2,
+                at: at(20),
+                deadline: Timestamp::MAX,
+            },
+        )])
         .unwrap_err();
     assert!(err.to_string().contains("is delivered and cannot change"), "{err}");
 }

@@ -60,7 +60,10 @@ pub(crate) fn outcome(class: OutcomeClass) -> AttemptOutcome {
 
 /// `Accepted` at `t`.
 pub(crate) fn accepted(e: &ExternalEvent, t: Timestamp) -> Change {
-    Change::Accepted { event: e.clone(), at: t }
+    Change::Accepted {
+        event: e.clone(),
+        at: t,
+    }
 }
 
 /// `AttemptStarted` at `t` with a 30 s deadline.
@@ -178,8 +181,16 @@ pub(crate) fn assert_matches(store: &dyn Store, model: &Model) {
     let ports = model.ports();
     assert_eq!(store.ports().unwrap(), ports, "ports");
     for ((port, key), e) in &model.entries {
-        assert_eq!(store.record(port, *key).unwrap().as_ref(), Some(&e.record), "record {port} {key:?}");
-        assert_eq!(store.event(port, *key).unwrap().as_ref(), Some(&e.event), "event {port} {key:?}");
+        assert_eq!(
+            store.record(port, *key).unwrap().as_ref(),
+            Some(&e.record),
+            "record {port} {key:?}"
+        );
+        assert_eq!(
+            store.event(port, *key).unwrap().as_ref(),
+            Some(&e.event),
+            "event {port} {key:?}"
+        );
         let h = store.history(port, *key).unwrap().expect("history");
         assert_eq!(h.record, e.record);
         assert_eq!(h.attempts, e.attempts, "attempts of {port} {key:?}");
@@ -190,7 +201,11 @@ pub(crate) fn assert_matches(store: &dyn Store, model: &Model) {
             *counts.get_mut(&r.status).unwrap() += 1;
         }
         assert_eq!(store.count_by_status(port).unwrap(), counts, "counts of {port}");
-        assert_eq!(list_all(store, port, None, 3), model.listed(port, None), "list of {port}");
+        assert_eq!(
+            list_all(store, port, None, 3),
+            model.listed(port, None),
+            "list of {port}"
+        );
         for status in DeliveryStatus::ALL {
             assert_eq!(
                 list_all(store, port, Some(status), 2),
@@ -214,7 +229,12 @@ pub(crate) fn assert_matches(store: &dyn Store, model: &Model) {
 }
 
 /// Every page of a listing, `limit` records at a time.
-pub(crate) fn list_all(store: &dyn Store, port: &str, status: Option<DeliveryStatus>, limit: usize) -> Vec<DeliveryRecord> {
+pub(crate) fn list_all(
+    store: &dyn Store,
+    port: &str,
+    status: Option<DeliveryStatus>,
+    limit: usize,
+) -> Vec<DeliveryRecord> {
     let mut out = Vec::new();
     let mut after: Option<Cursor> = None;
     loop {
@@ -234,12 +254,25 @@ pub(crate) fn list_all(store: &dyn Store, port: &str, status: Option<DeliverySta
 /// generated changes do something.
 #[derive(Clone, Debug)]
 pub(crate) enum Intent {
-    Accept { port: u8, id: u8, variant: u8 },
-    Start { pick: u16 },
-    Finish { pick: u16, how: u8 },
-    Redrive { pick: u16 },
+    Accept {
+        port: u8,
+        id: u8,
+        variant: u8,
+    },
+    Start {
+        pick: u16,
+    },
+    Finish {
+        pick: u16,
+        how: u8,
+    },
+    Redrive {
+        pick: u16,
+    },
     /// A change that cannot apply: an attempt out of order, or an unknown delivery.
-    Chaos { pick: u16 },
+    Chaos {
+        pick: u16,
+    },
 }
 
 pub(crate) const PORTS: [&str; 3] = ["orders", "billing", "a-much-longer-port-name"];
@@ -249,7 +282,11 @@ pub(crate) fn id_of(id: u8) -> String {
 }
 
 /// The `pick`-th (modulo) delivery of `model` whose record satisfies `ok`.
-fn pick_where(model: &Model, pick: u16, ok: impl Fn(&DeliveryRecord) -> bool) -> Option<(&'static str, DeliveryRecord)> {
+fn pick_where(
+    model: &Model,
+    pick: u16,
+    ok: impl Fn(&DeliveryRecord) -> bool,
+) -> Option<(&'static str, DeliveryRecord)> {
     let eligible: Vec<(&String, &DeliveryRecord)> = model
         .entries
         .iter()
@@ -292,10 +329,13 @@ pub(crate) fn changes_for(model: &Model, intents: &[Intent], now: Timestamp) -> 
                 .map(|(port, r)| (port, Change::Redriven { key: r.key(), at: now })),
             Intent::Chaos { pick } => Some(match pick_where(&scratch, *pick, |_| true) {
                 Some((port, r)) => (port, started(r.key(), r.attempts + 7, now)),
-                None => (PORTS[0], Change::Redriven {
-                    key: herald_core::EventId::new("evt-unknown").unwrap().key(),
-                    at: now,
-                }),
+                None => (
+                    PORTS[0],
+                    Change::Redriven {
+                        key: herald_core::EventId::new("evt-unknown").unwrap().key(),
+                        at: now,
+                    },
+                ),
             }),
         };
         if let Some((port, change)) = change {
