@@ -1,7 +1,10 @@
 //! Shared fixtures for Herald's integration tests: the checked engine (the engine plus a
-//! reference model of the store, with DESIGN.md §4's invariants checked on every step)
-//! and the events and policies the scenario tests share.
+//! reference model of the store, with DESIGN.md §4's invariants checked on every step),
+//! a scripted HTTP receiver, and the conformance suite every driver × transport
+//! combination runs.
 #![forbid(unsafe_code)]
 
+pub mod conformance;
 pub mod fixtures;
 pub mod model;
+pub mod receiver;

@@ -1,0 +1,40 @@
+//! The driver's wall clock: read once from the system at start, then advanced by the
+//! runtime's monotonic clock. Retry times stay wall-clock (they are persisted), while a
+//! stepping system clock cannot move a running driver backwards, and a paused test clock
+//! (tokio's `start_paused`) pauses Herald too.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use herald_core::Timestamp;
+
+use crate::runtime::Runtime;
+
+/// Wall-clock time for the engine, from an anchor plus monotonic elapsed time.
+#[derive(Clone, Debug)]
+pub(crate) struct Clock<R> {
+    runtime: R,
+    wall_anchor: Timestamp,
+    mono_anchor: Instant,
+}
+
+impl<R: Runtime> Clock<R> {
+    pub(crate) fn new(runtime: R) -> Self {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mono_anchor = runtime.now();
+        Clock {
+            runtime,
+            wall_anchor: Timestamp::from_millis(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)),
+            mono_anchor,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.wall_anchor
+            .saturating_add(self.runtime.now().saturating_duration_since(self.mono_anchor))
+    }
+
+    /// How long from now until `t` (zero if it has passed).
+    pub(crate) fn until(&self, t: Timestamp) -> Duration {
+        t.saturating_since(self.now())
+    }
+}

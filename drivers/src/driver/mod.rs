@@ -1,0 +1,329 @@
+//! A Herald instance: one driver loop for all its ports, started on a runtime.
+
+pub(crate) mod command;
+mod event_loop;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::{BoxFuture, Classifier, Engine, EngineConfig, RetryPolicy};
+use herald_store::{RedbStore, Store};
+
+use crate::clock::Clock;
+use crate::error::{ConfigError, StartError};
+use crate::port::Port;
+use crate::runtime::Runtime;
+use crate::transport::Transport;
+use command::Command;
+pub use command::{StatusChange, StatusHook};
+use event_loop::{Driver, PortState};
+
+/// Runs blocking work on the runtime's blocking pool, type-erased so that handles need
+/// no runtime type parameter.
+pub(crate) type Unblock = Arc<dyn Fn(Box<dyn FnOnce() + Send>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Runs `work` through an [`Unblock`] and returns its result.
+pub(crate) async fn run_blocking<T: Send + 'static>(unblock: &Unblock, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = command::reply();
+    unblock(Box::new(move || {
+        let _ = tx.try_send(work());
+    }))
+    .await;
+    rx.recv().await.expect("blocking work always answers")
+}
+
+/// What every handle shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) commands: async_channel::Sender<Command>,
+    pub(crate) ports: Vec<PortInfo>,
+    pub(crate) unblock: Unblock,
+}
+
+/// What a port handle needs to know without asking the loop.
+pub(crate) struct PortInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) max_attempts: u32,
+}
+
+/// One port's configuration: a name, a transport and the engine's settings.
+#[must_use]
+pub struct PortConfig {
+    name: String,
+    transport: Arc<dyn Transport>,
+    engine: EngineConfig,
+    on_status: Option<StatusHook>,
+}
+
+impl std::fmt::Debug for PortConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortConfig")
+            .field("name", &self.name)
+            .field("transport", &self.transport.kind())
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PortConfig {
+    /// A port named `name` (ASCII letters, digits, `-`, `_`; at most 64) delivering
+    /// through `transport`, with the default engine settings.
+    pub fn new(name: impl Into<String>, transport: impl Transport) -> Self {
+        PortConfig {
+            name: name.into(),
+            transport: Arc::new(transport),
+            engine: EngineConfig::default(),
+            on_status: None,
+        }
+    }
+
+    /// A webhook port.
+    #[cfg(feature = "webhook")]
+    pub fn webhook(name: impl Into<String>, config: crate::transport::webhook::WebhookConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(name, crate::transport::webhook::WebhookTransport::new(config)?))
+    }
+
+    /// The retry policy (validated when Herald starts).
+    pub fn policy(mut self, policy: RetryPolicy) -> Self {
+        self.engine.policy = policy;
+        self
+    }
+    /// Most attempts in flight at once on this port (default 64).
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        self.engine.max_in_flight = n;
+        self
+    }
+    /// Largest payload `send` accepts, in bytes (default 1 MiB).
+    pub fn payload_limit(mut self, bytes: usize) -> Self {
+        self.engine.payload_limit = bytes;
+        self
+    }
+    /// Jitter seed (default 0): the same seed gives the same retry schedule.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.engine.seed = seed;
+        self
+    }
+    /// Per-status overrides of the outcome classification.
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        self.engine.classifier = classifier;
+        self
+    }
+    /// Observes every durable status change of this port.
+    pub fn on_status_change(mut self, hook: impl Fn(&StatusChange) + Send + Sync + 'static) -> Self {
+        self.on_status = Some(Arc::new(hook));
+        self
+    }
+
+    /// The port's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let field = format!("ports.{}", self.name);
+        if self.name.is_empty() || self.name.len() > 64 {
+            return Err(ConfigError::invalid("ports[].name", "a port name is 1 to 64 characters"));
+        }
+        if let Some(c) = self.name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(ConfigError::invalid(
+                format!("{field}.name"),
+                format!("{c:?} is not allowed; use ASCII letters, digits, '-' and '_'"),
+            ));
+        }
+        self.engine
+            .validate()
+            .map_err(|source| ConfigError::Engine { field, source })
+    }
+}
+
+enum StoreChoice {
+    Path(PathBuf),
+    Open(Arc<dyn Store>),
+}
+
+/// Configures and starts a [`Herald`].
+#[must_use]
+pub struct HeraldBuilder {
+    store: Option<StoreChoice>,
+    ports: Vec<PortConfig>,
+}
+
+impl std::fmt::Debug for HeraldBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeraldBuilder").field("ports", &self.ports).finish_non_exhaustive()
+    }
+}
+
+impl HeraldBuilder {
+    /// Keeps deliveries in the redb file at `path` (created if missing).
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(StoreChoice::Path(path.into()));
+        self
+    }
+
+    /// Keeps deliveries in an already opened store.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(StoreChoice::Open(store));
+        self
+    }
+
+    /// Adds a port.
+    pub fn port(mut self, port: PortConfig) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// Starts on the current tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub async fn start_tokio(self) -> Result<Herald, StartError> {
+        let runtime = crate::runtime::TokioRuntime::current().ok_or(StartError::NoRuntime("tokio"))?;
+        self.start_on(runtime).await
+    }
+
+    /// Starts on smol's global executor (inside `smol::block_on` or any executor): no tokio
+    /// runtime is needed from the caller.
+    #[cfg(feature = "smol")]
+    pub async fn start_smol(self) -> Result<Herald, StartError> {
+        self.start_on(crate::runtime::SmolRuntime).await
+    }
+
+    /// Starts on the given runtime: opens the store, resumes every unfinished delivery,
+    /// and spawns the driver loop.
+    pub async fn start_on<R: Runtime>(self, runtime: R) -> Result<Herald, StartError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.ports {
+            p.validate()?;
+            if !seen.insert(p.name.clone()) {
+                return Err(ConfigError::DuplicatePort(p.name.clone()).into());
+            }
+        }
+        let store: Arc<dyn Store> = match self.store {
+            Some(StoreChoice::Open(s)) => s,
+            Some(StoreChoice::Path(path)) => Arc::new(runtime.unblock(move || RedbStore::open(&path)).await?),
+            None => return Err(ConfigError::invalid("store.path", "no store configured").into()),
+        };
+        let clock = Clock::new(runtime.clone());
+        let now = clock.now();
+        let mut states = Vec::with_capacity(self.ports.len());
+        let mut infos = Vec::with_capacity(self.ports.len());
+        for p in self.ports {
+            let name: Arc<str> = p.name.into();
+            let (store2, name2, config) = (store.clone(), name.clone(), p.engine.clone());
+            let engine = runtime
+                .unblock(move || -> Result<Engine, StartError> {
+                    let mut engine = Engine::new(config, now).map_err(|source| ConfigError::Engine {
+                        field: format!("ports.{name2}"),
+                        source,
+                    })?;
+                    store2
+                        .for_each_unfinished(&name2, &mut |r| engine.restore_record(&r))
+                        .map_err(|source| StartError::Restore {
+                            port: name2.to_string(),
+                            source,
+                        })?;
+                    engine.handle_timeout(now);
+                    Ok(engine)
+                })
+                .await?;
+            tracing::info!(port = %name, resumed = engine.tracked_count(), "port restored");
+            infos.push(PortInfo {
+                name: name.clone(),
+                max_attempts: p.engine.policy.get_max_attempts(),
+            });
+            states.push(PortState::new(name, p.engine, engine, p.transport, p.on_status));
+        }
+        let (commands_tx, commands_rx) = async_channel::unbounded();
+        let (finished_tx, finished_rx) = async_channel::unbounded();
+        let driver = Driver {
+            runtime: runtime.clone(),
+            clock,
+            store: store.clone(),
+            ports: states,
+            commands: commands_rx,
+            finished_tx,
+            finished_rx,
+            cancel: async_channel::bounded(1),
+            attempts_running: 0,
+            stopping: false,
+            shutdown_replies: Vec::new(),
+        };
+        runtime.spawn(driver.run());
+        let rt = runtime.clone();
+        let unblock: Unblock = Arc::new(move |work| {
+            let rt = rt.clone();
+            Box::pin(async move { rt.unblock(work).await })
+        });
+        Ok(Herald {
+            shared: Arc::new(Shared {
+                store,
+                commands: commands_tx,
+                ports: infos,
+                unblock,
+            }),
+        })
+    }
+}
+
+/// A running Herald: a driver loop delivering for its ports. Cheap to clone; dropping
+/// every handle stops the loop as a zero-grace shutdown would (nothing is lost).
+#[derive(Clone)]
+pub struct Herald {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Herald {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.shared.ports.iter().map(|p| &*p.name).collect();
+        f.debug_struct("Herald").field("ports", &names).finish()
+    }
+}
+
+impl Herald {
+    /// Starts configuring a Herald.
+    pub fn builder() -> HeraldBuilder {
+        HeraldBuilder {
+            store: None,
+            ports: Vec::new(),
+        }
+    }
+
+    /// The port named `name`.
+    pub fn port(&self, name: &str) -> Option<Port> {
+        let index = self.shared.ports.iter().position(|p| &*p.name == name)?;
+        Some(Port::new(self.shared.clone(), index))
+    }
+
+    /// Every port, in configuration order.
+    pub fn ports(&self) -> Vec<Port> {
+        (0..self.shared.ports.len())
+            .map(|i| Port::new(self.shared.clone(), i))
+            .collect()
+    }
+
+    /// The store (for inspection tools).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Stops taking sends (they get `ShuttingDown`), lets attempts in flight finish until
+    /// `grace` has passed, records the ones still running as interrupted, and returns when
+    /// nothing is in flight. Unfinished deliveries stay persisted; the next start resumes
+    /// them.
+    pub async fn shutdown(&self, grace: Duration) {
+        let (tx, rx) = command::reply();
+        if self.shared.commands.send(Command::Shutdown { grace, reply: tx }).await.is_ok() {
+            let _ = rx.recv().await;
+        }
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod send_check {
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn starting_herald_is_a_send_future() {
+        assert_send(super::Herald::builder().start_tokio());
+    }
+}

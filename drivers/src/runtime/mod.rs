@@ -1,0 +1,35 @@
+//! The little a driver needs from an async runtime: spawn a task, run blocking store work
+//! off the executor, sleep, and read a monotonic clock. The driver loop is written once
+//! against this trait; each runtime is a few dozen lines (after quinn's `Runtime`).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use herald_core::BoxFuture;
+
+#[cfg(feature = "smol")]
+mod smol;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+#[cfg(feature = "smol")]
+pub use self::smol::SmolRuntime;
+#[cfg(feature = "tokio")]
+pub use self::tokio::TokioRuntime;
+
+/// An async runtime the driver can run on.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// Runs a future in the background; it is never awaited (it reports through channels).
+    fn spawn(&self, future: impl Future<Output = ()> + Send + 'static);
+
+    /// Runs blocking work (store calls) off the async threads. Boxed and `'static`: an
+    /// `impl Future` here trips the compiler's `Send` proof in callers (higher-ranked
+    /// lifetime errors), and the allocation is noise next to the blocking call.
+    fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;
+
+    /// Completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// A monotonic instant; under a paused test clock it follows the paused time.
+    fn now(&self) -> Instant;
+}

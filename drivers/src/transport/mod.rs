@@ -1,0 +1,34 @@
+//! Transports: how one attempt reaches one kind of destination. A transport moves bytes
+//! and reports what it observed; it never decides about retries (the core does).
+
+use std::time::Duration;
+
+use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
+
+#[cfg(feature = "webhook")]
+pub mod webhook;
+
+/// One attempt to hand to a transport.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRequest<'a> {
+    /// The event; the same bytes on every attempt.
+    pub event: &'a ExternalEvent,
+    /// The attempt number (1 for the first).
+    pub attempt: u32,
+    /// The wall-clock time the attempt starts (e.g. for `webhook-timestamp`).
+    pub now: Timestamp,
+    /// Time left before the attempt's deadline. The driver enforces it too; a transport
+    /// may use it to set its own client timeouts.
+    pub timeout: Duration,
+}
+
+/// Delivers one attempt to one destination. Implementations must be cheap to call
+/// concurrently (connection reuse inside) and must never log secrets.
+pub trait Transport: Send + Sync + 'static {
+    /// A short name for logs and errors, e.g. `webhook`.
+    fn kind(&self) -> &'static str;
+
+    /// Sends the event once and reports what was observed. Never panics on a bad answer:
+    /// every outcome is a report. `duration` may be left zero; the driver measures it.
+    fn attempt<'a>(&'a self, request: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport>;
+}

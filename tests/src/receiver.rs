@@ -1,0 +1,263 @@
+//! A real HTTP receiver for end-to-end tests: hyper on 127.0.0.1, answering by script,
+//! recording every request, and verifying Standard Webhooks signatures with its own
+//! implementation of the algorithm (independent of Herald's).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use sha2::Sha256;
+use tokio::net::TcpListener;
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// This status, empty body.
+    Status(u16),
+    /// This status with a `Retry-After` header.
+    RetryAfter(u16, String),
+    /// Wait, then answer with the status (slow receivers, timeouts).
+    Slow(Duration, u16),
+    /// Close the connection without answering.
+    Hang,
+}
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// `webhook-id`.
+    pub id: String,
+    /// `webhook-timestamp`.
+    pub timestamp: String,
+    /// `content-type`.
+    pub content_type: String,
+    /// Every header, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The exact body.
+    pub body: Vec<u8>,
+    /// Whether the signature verified against the receiver's secret (None: no secret set).
+    pub signature_ok: Option<bool>,
+    /// The answer given.
+    pub answer: Answer,
+}
+
+impl Received {
+    /// The value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Decides the answer from the request and how many requests with the same id came
+/// before it (0 for the first).
+pub type Script = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
+
+struct State {
+    script: Script,
+    secret: Option<Vec<u8>>,
+    received: Vec<Received>,
+}
+
+/// A scripted webhook receiver on 127.0.0.1, on a tokio runtime of its own so that it
+/// serves tests of any driver. Stops when dropped.
+pub struct Receiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Receiver {
+    /// Starts a receiver that answers every request with `204`.
+    pub async fn start() -> Self {
+        Self::with_script(|_, _| Answer::Status(204)).await
+    }
+
+    /// Starts a receiver answering by `script`.
+    pub async fn with_script(script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::on_listener(listener, Arc::new(script))
+    }
+
+    /// Starts a receiver on a given port (to come back after a simulated outage).
+    pub async fn on_port(port: u16, script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind the receiver's port");
+        Self::on_listener(listener, Arc::new(script))
+    }
+
+    fn on_listener(listener: std::net::TcpListener, script: Script) -> Self {
+        let addr = listener.local_addr().expect("local addr");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("receiver runtime");
+        let state = Arc::new(Mutex::new(State {
+            script,
+            secret: None,
+            received: Vec::new(),
+        }));
+        let st = state.clone();
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(st.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Verifies signatures with this `whsec_…` secret; bad or missing ones get 401.
+    pub fn verify_with(&self, secret: &str) {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim_start_matches("whsec_"))
+            .expect("test secret is base64");
+        self.lock().secret = Some(key);
+    }
+
+    /// Replaces the script.
+    pub fn set_script(&self, script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) {
+        self.lock().script = Arc::new(script);
+    }
+
+    /// `http://127.0.0.1:PORT/hook`.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    /// The requests carrying `webhook-id: id`.
+    pub fn received_for(&self, id: &str) -> Vec<Received> {
+        self.lock().received.iter().filter(|r| r.id == id).cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut received = Received {
+        id: get("webhook-id"),
+        timestamp: get("webhook-timestamp"),
+        content_type: get("content-type"),
+        signature_ok: None,
+        headers: headers.clone(),
+        body,
+        answer: Answer::Status(0),
+    };
+    let answer = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        received.signature_ok = st.secret.as_ref().map(|key| {
+            verify_signature(key, &received.id, &received.timestamp, &received.body, &get("webhook-signature"))
+        });
+        let before = st.received.iter().filter(|r| r.id == received.id).count();
+        let answer = match received.signature_ok {
+            Some(false) => Answer::Status(401),
+            _ => (st.script)(&received, before),
+        };
+        received.answer = answer.clone();
+        st.received.push(received);
+        answer
+    };
+    let status = match answer {
+        Answer::Status(s) => s,
+        Answer::RetryAfter(s, ref v) => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = hyper::StatusCode::from_u16(s).expect("valid status");
+            r.headers_mut().insert("retry-after", v.parse().expect("header value"));
+            return Ok(r);
+        }
+        Answer::Slow(d, s) => {
+            tokio::time::sleep(d).await;
+            s
+        }
+        Answer::Hang => {
+            // Never answer; the client's timeout ends the attempt.
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).expect("valid status");
+    Ok(r)
+}
+
+/// Standard Webhooks verification: `v1,` + base64(HMAC-SHA256(key, "{id}.{ts}.{body}")),
+/// any of several space-separated signatures may match.
+pub fn verify_signature(key: &[u8], id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    header
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|sig| sig == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receiver_accepts_the_standard_webhooks_test_vector() {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .unwrap();
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        let good = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+        assert!(verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", body, good));
+        assert!(!verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367554", body, good));
+        assert!(verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", body, &format!("v1,bad {good}")));
+    }
+}
