@@ -3,15 +3,14 @@
 //! after every reopen, and by operators who suspect damage.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
-use herald_core::DeliveryStatus;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use crate::encoding::{decode_attempt, decode_event, decode_record};
-use crate::error::{KeyHex, ReadError, storage};
+use crate::error::{CheckError, KeyHex};
+use crate::read::{as_slices, prefix_range};
 use crate::tables::{
-    ATTEMPTS, BY_STATUS, COUNTS, DELIVERIES, EVENTS, KeyBuf, event_key, index_key, split_port, split_status_suffix,
+    ATTEMPTS, BY_STATUS, DELIVERIES, EVENTS, KeyBuf, StatusRow, event_key, index_key, split_port, split_status_suffix,
 };
 
 /// Problems beyond this many are counted, not described.
@@ -34,20 +33,24 @@ impl Report {
     }
 }
 
+fn storage<E: Into<redb::Error>>(e: E) -> CheckError {
+    CheckError::Storage { source: e.into() }
+}
+
 /// Checks every table against the others, in one read transaction. Undecodable records
 /// are problems, not errors, so one check lists them all.
-pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
+pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, CheckError> {
     let deliveries = txn.open_table(DELIVERIES).map_err(storage)?;
     let events = txn.open_table(EVENTS).map_err(storage)?;
     let attempts = txn.open_table(ATTEMPTS).map_err(storage)?;
     let by_status = txn.open_table(BY_STATUS).map_err(storage)?;
-    let counts = txn.open_table(COUNTS).map_err(storage)?;
     let mut report = Report {
         deliveries: 0,
         attempts: 0,
         problems: Vec::new(),
     };
-    let mut tally: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    // Deliveries counted per count row.
+    let mut tally: BTreeMap<KeyBuf, u64> = BTreeMap::new();
 
     for entry in deliveries.iter().map_err(storage)? {
         let (k, v) = entry.map_err(storage)?;
@@ -69,7 +72,10 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
             report.problem(format!("herald_deliveries, {at}: holds the record of id {}", record.id));
         }
         let pk = KeyBuf::port(port);
-        match events.get(k).map_err(storage)? {
+        match events
+            .get(pk.event(record.accepted_at, key).as_slice())
+            .map_err(storage)?
+        {
             None => report.problem(format!("herald_events, {at}: missing")),
             Some(e) => match decode_event(e.value()) {
                 Err(e) => report.problem(format!("herald_events, {at}: {e}")),
@@ -83,7 +89,7 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
             },
         }
         if by_status
-            .get(index_key(&pk, &record).as_slice())
+            .get(index_key(&pk, &record, key).as_slice())
             .map_err(storage)?
             .is_none()
         {
@@ -92,10 +98,9 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
                 record.status
             ));
         }
-        *tally.entry(pk.status(record.status).as_slice().to_vec()).or_default() += 1;
-        let (first, last) = (pk.attempt(key, 0), pk.attempt(key, u32::MAX));
-        let bounds = (Bound::Included(first.as_slice()), Bound::Included(last.as_slice()));
-        for a in attempts.range::<&[u8]>(bounds).map_err(storage)? {
+        *tally.entry(pk.count_row(record.status)).or_default() += 1;
+        let range = prefix_range(&pk.event(record.accepted_at, key));
+        for a in attempts.range::<&[u8]>(as_slices(&range)).map_err(storage)? {
             let (ak, av) = a.map_err(storage)?;
             report.attempts += 1;
             let number = ak.value().last_chunk::<4>().map(|b| u32::from_be_bytes(*b));
@@ -110,32 +115,35 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
         }
     }
 
-    let index_len = by_status.len().map_err(storage)?;
-    if index_len != report.deliveries {
-        report.problem(format!(
-            "herald_by_status has {index_len} entries for {} deliveries",
-            report.deliveries
-        ));
-        for entry in by_status.iter().map_err(storage)? {
-            let (k, _) = entry.map_err(storage)?;
-            let k = k.value();
-            let parsed = split_port(k).and_then(|(p, rest)| Some((p, split_status_suffix(rest)?)));
-            let Some((port, (status, _, key))) = parsed else {
-                report.problem(format!("herald_by_status: malformed key {k:02x?}"));
-                continue;
-            };
-            let pk = KeyBuf::port(port);
-            let found = deliveries
-                .get(pk.delivery(key).as_slice())
-                .map_err(storage)?
-                .and_then(|v| decode_record(v.value()).ok());
-            if found.is_none_or(|r| index_key(&pk, &r).as_slice() != k) {
-                report.problem(format!(
-                    "herald_by_status, port {port:?}, key {}: a {status} entry without a matching record",
-                    KeyHex(key)
-                ));
+    let mut entries = 0u64;
+    for row in by_status.iter().map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let (k, stored) = (k.value(), v.value());
+        match split_port(k).and_then(|(p, rest)| Some((p, split_status_suffix(rest)?))) {
+            None => report.problem(format!("herald_by_status: malformed key {k:02x?}")),
+            Some((_, StatusRow::Entry(..))) => entries += 1,
+            Some((port, StatusRow::Count(status))) => {
+                let counted = KeyBuf::from_slice(k).and_then(|k| tally.remove(&k)).unwrap_or(0);
+                if stored != counted {
+                    report.problem(format!(
+                        "herald_by_status, port {port:?}: {status} count is {stored}, counted {counted}"
+                    ));
+                }
             }
         }
+    }
+    for (k, n) in tally {
+        report.problem(format!(
+            "herald_by_status: no count row {:02x?} for {n} deliveries",
+            k.as_slice()
+        ));
+    }
+    if entries != report.deliveries {
+        report.problem(format!(
+            "herald_by_status has {entries} entries for {} deliveries",
+            report.deliveries
+        ));
+        dangling_entries(&by_status, &deliveries, &mut report)?;
     }
     let events_len = events.len().map_err(storage)?;
     if events_len != report.deliveries {
@@ -151,20 +159,34 @@ pub(crate) fn check_tables(txn: &ReadTransaction) -> Result<Report, ReadError> {
             report.attempts
         ));
     }
+    Ok(report)
+}
 
-    for entry in counts.iter().map_err(storage)? {
-        let (k, v) = entry.map_err(storage)?;
-        let (k, stored) = (k.value(), v.value());
-        let counted = tally.remove(k).unwrap_or(0);
-        if stored != counted {
-            let what = split_port(k)
-                .and_then(|(p, rest)| Some((p, DeliveryStatus::from_code(*rest.first()?)?)))
-                .map_or_else(|| format!("{k:02x?}"), |(p, s)| format!("port {p:?}, {s}"));
-            report.problem(format!("herald_counts, {what}: stored {stored}, counted {counted}"));
+/// Reports the status entries that do not match their record.
+fn dangling_entries(
+    by_status: &impl ReadableTable<&'static [u8], u64>,
+    deliveries: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    for row in by_status.iter().map_err(storage)? {
+        let (k, _) = row.map_err(storage)?;
+        let k = k.value();
+        let Some((port, StatusRow::Entry(status, _, key))) =
+            split_port(k).and_then(|(p, rest)| Some((p, split_status_suffix(rest)?)))
+        else {
+            continue;
+        };
+        let pk = KeyBuf::port(port);
+        let found = deliveries
+            .get(pk.delivery(key).as_slice())
+            .map_err(storage)?
+            .and_then(|v| decode_record(v.value()).ok());
+        if found.is_none_or(|r| index_key(&pk, &r, key).as_slice() != k) {
+            report.problem(format!(
+                "herald_by_status, port {port:?}, key {}: a {status} entry without a matching record",
+                KeyHex(key)
+            ));
         }
     }
-    for (k, n) in tally {
-        report.problem(format!("herald_counts: no count for {k:02x?}, counted {n}"));
-    }
-    Ok(report)
+    Ok(())
 }

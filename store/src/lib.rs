@@ -27,7 +27,10 @@
 //! | file | holds |
 //! |---|---|
 //! | `store.rs` | the [`Store`] trait, [`Applied`], [`History`], [`Page`], [`Cursor`] |
-//! | `redb_store.rs` | [`RedbStore`] and [`RedbOptions`] |
+//! | `redb_store.rs` | [`RedbStore`]: the [`Store`] on redb |
+//! | `open.rs` | [`RedbOptions`], opening and atomically creating files |
+//! | `write.rs` | applying a batch, pruning (inside one write transaction) |
+//! | `read.rs` | lookups that decode, walks of the status index |
 //! | `tables.rs` | the tables and their key layout (the file format) |
 //! | `encoding.rs` | the record encoding (postcard) |
 //! | `schema.rs` | the meta table and the schema check on open |
@@ -39,15 +42,19 @@
 mod check;
 mod encoding;
 mod error;
+mod open;
+mod read;
 mod redb_store;
 mod schema;
 mod store;
 mod tables;
+mod write;
 
 pub use error::{
     CheckError, CommitError, Corruption, KeyHex, Location, OpenError, PortError, ReadError, RedriveError, Rejection,
 };
-pub use redb_store::{Integrity, RedbOptions, RedbStore};
+pub use open::RedbOptions;
+pub use redb_store::{Integrity, RedbStore};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Applied, Cursor, CursorError, History, Page, Store};
 pub use tables::{MAX_PORT_LEN, validate_port};

@@ -5,7 +5,7 @@
 use redb::{Database, ReadableDatabase, TableError};
 
 use crate::error::OpenError;
-use crate::tables::{ATTEMPTS, BY_STATUS, COUNTS, DELIVERIES, EVENTS, META};
+use crate::tables::{ATTEMPTS, BY_STATUS, DELIVERIES, EVENTS, META};
 
 /// The schema (table set, key layout, record versions) this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -86,7 +86,6 @@ fn initialize(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(DELIVERIES)?;
         txn.open_table(ATTEMPTS)?;
         txn.open_table(BY_STATUS)?;
-        txn.open_table(COUNTS)?;
     }
     txn.commit()?;
     Ok(())

@@ -7,8 +7,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use herald_core::OutcomeClass;
-use herald_core::Transition;
+use herald_core::{EventKey, OutcomeClass, Transition};
 use herald_store::{CheckError, OpenError, ReadError, RedbStore, SCHEMA_VERSION, Store};
 use redb::{ReadableDatabase, TableDefinition};
 use support::{accepted, at, event, event_sized, finished, started};
@@ -235,8 +234,9 @@ fn a_file_open_in_another_handle_is_refused_as_already_open() {
     assert!(err.to_string().contains("already open"), "{err}");
 }
 
-/// Overwrites the value of every entry of `table` with `garbage`, behind the store's back.
-fn scribble(path: &Path, table: TableDefinition<'static, &[u8], &[u8]>, garbage: &[u8]) {
+/// Overwrites, behind the store's back, the value of every entry of `table` whose key
+/// ends with `key`'s bytes (its delivery's, event's or status entry's).
+fn scribble(path: &Path, table: TableDefinition<'static, &[u8], &[u8]>, key: EventKey, garbage: &[u8]) {
     let db = redb::Database::open(path).unwrap();
     let keys: Vec<Vec<u8>> = {
         let txn = db.begin_read().unwrap();
@@ -244,15 +244,15 @@ fn scribble(path: &Path, table: TableDefinition<'static, &[u8], &[u8]>, garbage:
         redb::ReadableTable::iter(&t)
             .unwrap()
             .map(|e| e.unwrap().0.value().to_vec())
+            .filter(|k| k.ends_with(&key.0))
             .collect()
     };
+    assert_eq!(keys.len(), 1);
     let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(table).unwrap();
-        for k in &keys {
-            t.insert(k.as_slice(), garbage).unwrap();
-        }
-    }
+    txn.open_table(table)
+        .unwrap()
+        .insert(keys[0].as_slice(), garbage)
+        .unwrap();
     txn.commit().unwrap();
 }
 
@@ -260,20 +260,23 @@ fn scribble(path: &Path, table: TableDefinition<'static, &[u8], &[u8]>, garbage:
 fn an_undecodable_record_is_reported_with_its_table_port_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("herald.redb");
-    let e = event("evt-1");
+    let (bad_record, bad_event) = (event("evt-1"), event("evt-2"));
     RedbStore::open(&path)
         .unwrap()
-        .commit(&[("orders", accepted(&e, at(0)))])
+        .commit(&[
+            ("orders", accepted(&bad_record, at(0))),
+            ("orders", accepted(&bad_event, at(0))),
+        ])
         .unwrap();
-    scribble(&path, DELIVERIES, &[1, 0xff, 0xff]);
-    scribble(&path, EVENTS, &[9]);
+    scribble(&path, DELIVERIES, bad_record.key(), &[1, 0xff, 0xff]);
+    scribble(&path, EVENTS, bad_event.key(), &[9]);
 
     let mut store = RedbStore::open(&path).unwrap();
-    let err = store.record("orders", e.key()).unwrap_err();
+    let err = store.record("orders", bad_record.key()).unwrap_err();
     let ReadError::Corrupt(c) = &err else { panic!("{err:?}") };
     assert_eq!(c.table, "herald_deliveries");
     let msg = err.to_string();
-    let key_hex: String = e.key().0.iter().map(|b| format!("{b:02x}")).collect();
+    let key_hex: String = bad_record.key().0.iter().map(|b| format!("{b:02x}")).collect();
     assert!(
         msg.contains("herald_deliveries") && msg.contains("\"orders\"") && msg.contains(&key_hex),
         "{msg}"
@@ -281,9 +284,18 @@ fn an_undecodable_record_is_reported_with_its_table_port_and_key() {
 
     let err = store.for_each_unfinished("orders", &mut |_| {}).unwrap_err();
     assert!(matches!(err, ReadError::Corrupt(_)), "{err:?}");
-    let err = store.event("orders", e.key()).unwrap_err();
-    assert!(err.to_string().contains("record version 9"), "{err}");
-    let err = store.commit(&[("orders", started(e.key(), 1, at(1)))]).unwrap_err();
+    let err = store.event("orders", bad_event.key()).unwrap_err();
+    assert!(
+        err.to_string().contains("herald_events") && err.to_string().contains("record version 9"),
+        "{err}"
+    );
+    assert!(
+        store.record("orders", bad_event.key()).unwrap().is_some(),
+        "its record is fine"
+    );
+    let err = store
+        .commit(&[("orders", started(bad_record.key(), 1, at(1)))])
+        .unwrap_err();
     assert!(err.to_string().contains("nothing was written"), "{err}");
 
     let err = store.check_integrity().unwrap_err();
@@ -294,4 +306,5 @@ fn an_undecodable_record_is_reported_with_its_table_port_and_key() {
         problems.iter().any(|p| p.starts_with("herald_deliveries")),
         "{problems:?}"
     );
+    assert!(problems.iter().any(|p| p.starts_with("herald_events")), "{problems:?}");
 }
