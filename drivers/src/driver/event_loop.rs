@@ -119,6 +119,17 @@ impl<R: Runtime> Driver<R> {
                 break;
             }
         }
+        // Later sends fail at once; commands already queued are answered, so that no
+        // caller waits on a reply that would never come.
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Send { reply, .. } => answer(reply, Err(SendError::Closed)),
+                Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Closed)),
+                Command::Wait { reply, .. } => answer(reply, None),
+                Command::Shutdown { reply, .. } => answer(reply, ()),
+            }
+        }
         for reply in self.shutdown_replies.drain(..) {
             answer(reply, ());
         }
