@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use divan::Bencher;
 use herald_core::{
-    AttemptReport, DeliveryRecord, Engine, EngineConfig, EventId, ExternalEvent, Input, Observation, Output,
-    Timestamp,
+    AttemptReport, DeliveryRecord, Engine, EngineConfig, EventId, ExternalEvent, Input, Observation, Output, Timestamp,
 };
 
 const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 
 fn scheduled_count() -> usize {
-    std::env::var("HERALD_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("HERALD_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 fn event(i: u64) -> ExternalEvent {
@@ -58,7 +60,10 @@ fn main() {
         engine.heap_bytes()
     );
     if let (Some(b), Some(a)) = (before, after) {
-        println!("  process RSS growth: {:.1} bytes per delivery", a.saturating_sub(b) as f64 / n as f64);
+        println!(
+            "  process RSS growth: {:.1} bytes per delivery",
+            a.saturating_sub(b) as f64 / n as f64
+        );
     }
     drop(engine);
     divan::main();

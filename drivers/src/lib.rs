@@ -18,8 +18,8 @@ pub use driver::{Herald, HeraldBuilder, PortConfig, StatusChange, StatusHook};
 pub use error::{ConfigError, RedriveError, StartError, WaitError};
 pub use herald_core as core;
 pub use herald_core::{
-    DeliveryHistory, DeliveryStatus, EventId, ExternalEvent, IntegrationPort, IntegrationResult, QueryError, RetryPolicy,
-    SendError, Timestamp,
+    DeliveryHistory, DeliveryStatus, EventId, ExternalEvent, IntegrationPort, IntegrationResult, QueryError,
+    RetryPolicy, SendError, Timestamp,
 };
 pub use port::Port;
 

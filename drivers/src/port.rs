@@ -53,7 +53,12 @@ impl Port {
 
     /// The current state of the delivery of `id`, read from the store.
     pub async fn status(&self, id: &EventId) -> Result<Option<IntegrationResult>, QueryError> {
-        let (store, name, key, max) = (self.shared.store.clone(), self.name().to_owned(), id.key(), self.max_attempts());
+        let (store, name, key, max) = (
+            self.shared.store.clone(),
+            self.name().to_owned(),
+            id.key(),
+            self.max_attempts(),
+        );
         let record = run_blocking(&self.shared.unblock, move || store.record(&name, key))
             .await
             .map_err(|e| QueryError::Store(e.to_string()))?;
@@ -62,7 +67,12 @@ impl Port {
 
     /// The state and every attempt of the delivery of `id`.
     pub async fn history(&self, id: &EventId) -> Result<Option<DeliveryHistory>, QueryError> {
-        let (store, name, key, max) = (self.shared.store.clone(), self.name().to_owned(), id.key(), self.max_attempts());
+        let (store, name, key, max) = (
+            self.shared.store.clone(),
+            self.name().to_owned(),
+            id.key(),
+            self.max_attempts(),
+        );
         let found = run_blocking(&self.shared.unblock, move || store.history(&name, key))
             .await
             .map_err(|e| QueryError::Store(e.to_string()))?;
@@ -103,10 +113,14 @@ impl Port {
             reply,
         };
         self.shared.commands.send(cmd).await.map_err(|_| RedriveError::Closed)?;
-        answer.recv().await.map_err(|_| RedriveError::Closed)?.map_err(|e| match e {
-            RedriveError::NotFound(_) => RedriveError::NotFound(id.to_string()),
-            other => other,
-        })
+        answer
+            .recv()
+            .await
+            .map_err(|_| RedriveError::Closed)?
+            .map_err(|e| match e {
+                RedriveError::NotFound(_) => RedriveError::NotFound(id.to_string()),
+                other => other,
+            })
     }
 }
 

@@ -109,7 +109,9 @@ impl Combo {
 
     /// Starts Herald with one port `p` delivering to `receiver`, and returns the port.
     pub async fn one_port(&self, receiver: &Receiver, tune: impl FnOnce(PortConfig) -> PortConfig) -> (Herald, Port) {
-        let herald = self.start(&self.new_store(), vec![tune(self.port("p", receiver))]).await;
+        let herald = self
+            .start(&self.new_store(), vec![tune(self.port("p", receiver))])
+            .await;
         let port = herald.port("p").expect("port p");
         (herald, port)
     }
@@ -123,7 +125,10 @@ async fn settle(combo: &Combo, port: &Port, id: &EventId) -> herald::Integration
     let wait = port.wait_for_terminal(id);
     match with_deadline(Duration::from_secs(20), wait).await {
         Some(r) => r.unwrap_or_else(|e| panic!("{}", combo.ctx(&format!("waiting for {id}: {e}")))),
-        None => panic!("{}", combo.ctx(&format!("{id} did not reach a terminal state within 20 s"))),
+        None => panic!(
+            "{}",
+            combo.ctx(&format!("{id} did not reach a terminal state within 20 s"))
+        ),
     }
 }
 
@@ -147,7 +152,12 @@ pub async fn accepted_event_is_delivered_once_with_its_id_and_bytes(c: &Combo) {
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let e = event("evt-accept");
     let accepted = port.send(e.clone()).await.expect("accepted");
-    assert_eq!(accepted.status, DeliveryStatus::Pending, "{}", c.ctx("send returns Pending"));
+    assert_eq!(
+        accepted.status,
+        DeliveryStatus::Pending,
+        "{}",
+        c.ctx("send returns Pending")
+    );
     assert_eq!(accepted.event_id, *e.id());
     let done = settle(c, &port, e.id()).await;
     assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("delivered"));
@@ -161,14 +171,28 @@ pub async fn accepted_event_is_delivered_once_with_its_id_and_bytes(c: &Combo) {
 
 /// US2: 503s are retried with retry metadata until the receiver recovers.
 pub async fn retryable_failures_are_retried_until_delivered(c: &Combo) {
-    let receiver = Receiver::with_script(|_, n| if n < 2 { Answer::Status(503) } else { Answer::Status(200) }).await;
+    let receiver = Receiver::with_script(|_, n| {
+        if n < 2 {
+            Answer::Status(503)
+        } else {
+            Answer::Status(200)
+        }
+    })
+    .await;
     let (herald, port) = c
-        .one_port(&receiver, |p| p.policy(fast_policy().attempt_timeout(Duration::from_secs(1))))
+        .one_port(&receiver, |p| {
+            p.policy(fast_policy().attempt_timeout(Duration::from_secs(1)))
+        })
         .await;
     let e = event("evt-503");
     port.send(e.clone()).await.expect("accepted");
     let done = settle(c, &port, e.id()).await;
-    assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("delivered after 503s"));
+    assert_eq!(
+        done.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("delivered after 503s")
+    );
     assert_eq!(done.attempts_made, 3, "{}", c.ctx("three attempts"));
     let h = port.history(e.id()).await.unwrap().expect("history");
     let codes: Vec<&str> = h.attempts.iter().map(|a| a.outcome.code.as_str()).collect();
@@ -181,7 +205,9 @@ pub async fn retryable_failures_are_retried_until_delivered(c: &Combo) {
 /// US2 scenario 1: while failing, the status says Retrying with retry metadata.
 pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
     let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
-    let slow = RetryPolicy::fixed(vec![Duration::from_secs(30)]).jitter(Jitter::None).max_attempts(3);
+    let slow = RetryPolicy::fixed(vec![Duration::from_secs(30)])
+        .jitter(Jitter::None)
+        .max_attempts(3);
     let (herald, port) = c.one_port(&receiver, |p| p.policy(slow)).await;
     let e = event("evt-retrying");
     port.send(e.clone()).await.expect("accepted");
@@ -198,7 +224,12 @@ pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
     let failure = s.last_failure.expect("failure detail");
     assert_eq!(failure.code, "http_503", "{}", c.ctx("failure code"));
     assert!(failure.message.contains("503"));
-    assert_eq!((s.attempts_made, s.attempts_remaining), (1, 2), "{}", c.ctx("retry counts"));
+    assert_eq!(
+        (s.attempts_made, s.attempts_remaining),
+        (1, 2),
+        "{}",
+        c.ctx("retry counts")
+    );
     let next = s.next_attempt_at.expect("next attempt time");
     assert!(next > failure.at, "{}", c.ctx("next attempt after the failure"));
     herald.shutdown(Duration::from_secs(1)).await;
@@ -212,7 +243,12 @@ pub async fn always_failing_is_exhausted_after_exactly_max_attempts(c: &Combo) {
     port.send(e.clone()).await.expect("accepted");
     let done = settle(c, &port, e.id()).await;
     assert_eq!(done.status, DeliveryStatus::Exhausted, "{}", c.ctx("exhausted"));
-    assert_eq!(receiver.received_for("evt-exhaust").len(), 3, "{}", c.ctx("exactly 3 requests"));
+    assert_eq!(
+        receiver.received_for("evt-exhaust").len(),
+        3,
+        "{}",
+        c.ctx("exactly 3 requests")
+    );
     let h = port.history(e.id()).await.unwrap().unwrap();
     assert_eq!(h.attempts.len(), 3);
     assert_eq!(done.last_failure.unwrap().code, "http_503");
@@ -228,7 +264,12 @@ pub async fn a_bad_request_fails_after_exactly_one_attempt(c: &Combo) {
     let done = settle(c, &port, e.id()).await;
     assert_eq!(done.status, DeliveryStatus::Failed, "{}", c.ctx("failed"));
     sleep(Duration::from_millis(200)).await;
-    assert_eq!(receiver.received_for("evt-400").len(), 1, "{}", c.ctx("one attempt only"));
+    assert_eq!(
+        receiver.received_for("evt-400").len(),
+        1,
+        "{}",
+        c.ctx("one attempt only")
+    );
     let f = done.last_failure.unwrap();
     assert_eq!(f.code, "http_400");
     assert!(f.message.contains("Bad Request"), "{}", f.message);
@@ -243,15 +284,32 @@ pub async fn a_timeout_is_retried(c: &Combo) {
     let e = event("evt-timeout");
     port.send(e.clone()).await.expect("accepted");
     let done = settle(c, &port, e.id()).await;
-    assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("delivered after a timeout"));
+    assert_eq!(
+        done.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("delivered after a timeout")
+    );
     let h = port.history(e.id()).await.unwrap().unwrap();
-    assert_eq!(h.attempts[0].outcome.code, "timeout", "{}", c.ctx("first attempt timed out"));
+    assert_eq!(
+        h.attempts[0].outcome.code,
+        "timeout",
+        "{}",
+        c.ctx("first attempt timed out")
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
 /// US4: every attempt carries the same id and the same bytes.
 pub async fn every_attempt_carries_the_same_id_and_bytes(c: &Combo) {
-    let receiver = Receiver::with_script(|_, n| if n < 3 { Answer::Status(500) } else { Answer::Status(200) }).await;
+    let receiver = Receiver::with_script(|_, n| {
+        if n < 3 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    })
+    .await;
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let e = event("evt-same");
     port.send(e.clone()).await.expect("accepted");
@@ -280,8 +338,18 @@ pub async fn resending_is_idempotent_and_conflicts_are_refused(c: &Combo) {
     let done = settle(c, &port, &first.event_id).await;
     assert_eq!(done.status, DeliveryStatus::Delivered);
     let after = port.send(derived()).await.expect("re-send after delivery");
-    assert_eq!(after.status, DeliveryStatus::Delivered, "{}", c.ctx("re-send returns the existing status"));
-    assert_eq!(receiver.received_for(first.event_id.as_str()).len(), 1, "{}", c.ctx("one delivery"));
+    assert_eq!(
+        after.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("re-send returns the existing status")
+    );
+    assert_eq!(
+        receiver.received_for(first.event_id.as_str()).len(),
+        1,
+        "{}",
+        c.ctx("one delivery")
+    );
     let changed = ExternalEvent::builder("invoice.paid")
         .id(first.event_id.as_str())
         .payload(b"{\"invoice\":8}".to_vec())
@@ -289,7 +357,11 @@ pub async fn resending_is_idempotent_and_conflicts_are_refused(c: &Combo) {
         .build()
         .unwrap();
     let err = port.send(changed).await.unwrap_err();
-    assert!(matches!(err, SendError::Rejected(InputError::Conflict { .. })), "{}: {err}", c.ctx("conflict"));
+    assert!(
+        matches!(err, SendError::Rejected(InputError::Conflict { .. })),
+        "{}: {err}",
+        c.ctx("conflict")
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -297,7 +369,12 @@ pub async fn resending_is_idempotent_and_conflicts_are_refused(c: &Combo) {
 pub async fn an_oversized_payload_is_refused_before_any_attempt(c: &Combo) {
     let receiver = Receiver::start().await;
     let (herald, port) = c.one_port(&receiver, |p| p.payload_limit(64)).await;
-    let big = ExternalEvent::builder("t").id("evt-big").payload(vec![b'x'; 65]).occurred_at(T0).build().unwrap();
+    let big = ExternalEvent::builder("t")
+        .id("evt-big")
+        .payload(vec![b'x'; 65])
+        .occurred_at(T0)
+        .build()
+        .unwrap();
     let err = port.send(big).await.unwrap_err();
     assert_eq!(
         err,
@@ -317,7 +394,9 @@ pub async fn an_oversized_payload_is_refused_before_any_attempt(c: &Combo) {
 pub async fn a_restart_delivers_what_the_previous_instance_accepted(c: &Combo) {
     let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
     let store = c.new_store();
-    let slow = RetryPolicy::fixed(vec![Duration::from_millis(200)]).jitter(Jitter::None).max_attempts(10);
+    let slow = RetryPolicy::fixed(vec![Duration::from_millis(200)])
+        .jitter(Jitter::None)
+        .max_attempts(10);
     let herald = c.start(&store, vec![c.port("p", &receiver).policy(slow.clone())]).await;
     let port = herald.port("p").unwrap();
     let ids: Vec<String> = (0..20).map(|i| format!("evt-restart-{i}")).collect();
@@ -333,7 +412,12 @@ pub async fn a_restart_delivers_what_the_previous_instance_accepted(c: &Combo) {
     for id in &ids {
         let id = EventId::new(id.as_str()).unwrap();
         let done = settle(c, &port, &id).await;
-        assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("delivered after restart"));
+        assert_eq!(
+            done.status,
+            DeliveryStatus::Delivered,
+            "{}",
+            c.ctx("delivered after restart")
+        );
         let h = port.history(&id).await.unwrap().unwrap();
         assert!(h.attempts.len() >= 2, "{}", c.ctx("history kept across the restart"));
         assert_eq!(h.attempts[0].outcome.code, "http_503");
@@ -347,7 +431,9 @@ pub async fn shutdown_leaves_nothing_in_flight_and_the_next_start_resumes(c: &Co
     let receiver = Receiver::with_script(|_, _| Answer::Slow(Duration::from_secs(5), 200)).await;
     let store = c.new_store();
     let policy = fast_policy().attempt_timeout(Duration::from_secs(10));
-    let herald = c.start(&store, vec![c.port("p", &receiver).policy(policy.clone())]).await;
+    let herald = c
+        .start(&store, vec![c.port("p", &receiver).policy(policy.clone())])
+        .await;
     let port = herald.port("p").unwrap();
     let e = event("evt-shutdown");
     port.send(e.clone()).await.expect("accepted");
@@ -359,28 +445,53 @@ pub async fn shutdown_leaves_nothing_in_flight_and_the_next_start_resumes(c: &Co
     }
     let started = Instant::now();
     herald.shutdown(Duration::from_millis(200)).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{}", c.ctx("shutdown honours its grace"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{}",
+        c.ctx("shutdown honours its grace")
+    );
     let refused = port.send(event("evt-after")).await.unwrap_err();
     assert!(
-        matches!(refused, SendError::Closed | SendError::Rejected(InputError::ShuttingDown)),
+        matches!(
+            refused,
+            SendError::Closed | SendError::Rejected(InputError::ShuttingDown)
+        ),
         "{}: {refused}",
         c.ctx("sends refused after shutdown")
     );
     let h = port.history(e.id()).await.unwrap().unwrap();
-    assert_eq!(h.result.status, DeliveryStatus::Retrying, "{}", c.ctx("left for the next start"));
-    assert_eq!(h.attempts[0].outcome.code, "interrupted", "{}", c.ctx("interrupted attempt recorded"));
+    assert_eq!(
+        h.result.status,
+        DeliveryStatus::Retrying,
+        "{}",
+        c.ctx("left for the next start")
+    );
+    assert_eq!(
+        h.attempts[0].outcome.code,
+        "interrupted",
+        "{}",
+        c.ctx("interrupted attempt recorded")
+    );
     drop((port, herald));
     receiver.set_script(|_, _| Answer::Status(200));
     let herald = c.start(&store, vec![c.port("p", &receiver).policy(policy)]).await;
     let port = herald.port("p").unwrap();
     let done = settle(c, &port, e.id()).await;
-    assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("resumed and delivered"));
+    assert_eq!(
+        done.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("resumed and delivered")
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
 /// SC-004 / SC-007: 1000 concurrent sends complete, and a status query during the load
 /// answers within the spec's 100 ms.
-pub async fn a_thousand_concurrent_sends_complete_and_status_stays_fast(c: &Combo, spawn: &dyn Fn(BoxFuture<'static, ()>)) {
+pub async fn a_thousand_concurrent_sends_complete_and_status_stays_fast(
+    c: &Combo,
+    spawn: &dyn Fn(BoxFuture<'static, ()>),
+) {
     let receiver = Receiver::start().await;
     let (herald, port) = c.one_port(&receiver, |p| p.max_in_flight(64)).await;
     port.send(event("evt-probe")).await.expect("accepted");
@@ -399,7 +510,11 @@ pub async fn a_thousand_concurrent_sends_complete_and_status_stays_fast(c: &Comb
     let status = port.status(&probe).await.unwrap();
     let took = t.elapsed();
     assert!(status.is_some());
-    assert!(took <= Duration::from_millis(100), "{}", c.ctx(&format!("status took {took:?} under load")));
+    assert!(
+        took <= Duration::from_millis(100),
+        "{}",
+        c.ctx(&format!("status took {took:?} under load"))
+    );
     let mut ok = 0;
     while let Ok(r) = rx.recv().await {
         r.unwrap_or_else(|e| panic!("{}", c.ctx(&format!("send failed: {e}"))));
@@ -419,15 +534,28 @@ pub async fn two_ports_track_the_same_event_independently(c: &Combo) {
     let herald = c
         .start(
             &store,
-            vec![c.port("good", &good), c.port("bad", &bad).policy(fast_policy().max_attempts(2))],
+            vec![
+                c.port("good", &good),
+                c.port("bad", &bad).policy(fast_policy().max_attempts(2)),
+            ],
         )
         .await;
     let (gp, bp) = (herald.port("good").unwrap(), herald.port("bad").unwrap());
     let e = event("evt-two-ports");
     gp.send(e.clone()).await.unwrap();
     bp.send(e.clone()).await.unwrap();
-    assert_eq!(settle(c, &gp, e.id()).await.status, DeliveryStatus::Delivered, "{}", c.ctx("good port"));
-    assert_eq!(settle(c, &bp, e.id()).await.status, DeliveryStatus::Exhausted, "{}", c.ctx("bad port"));
+    assert_eq!(
+        settle(c, &gp, e.id()).await.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("good port")
+    );
+    assert_eq!(
+        settle(c, &bp, e.id()).await.status,
+        DeliveryStatus::Exhausted,
+        "{}",
+        c.ctx("bad port")
+    );
     assert_eq!(gp.history(e.id()).await.unwrap().unwrap().attempts.len(), 1);
     assert_eq!(bp.history(e.id()).await.unwrap().unwrap().attempts.len(), 2);
     herald.shutdown(Duration::from_secs(1)).await;
@@ -442,9 +570,19 @@ pub async fn redrive_sends_an_exhausted_event_again(c: &Combo) {
     assert_eq!(settle(c, &port, e.id()).await.status, DeliveryStatus::Exhausted);
     receiver.set_script(|_, _| Answer::Status(200));
     let r = port.redrive(e.id()).await.expect("redriven");
-    assert_eq!((r.status, r.cycle), (DeliveryStatus::Pending, 1), "{}", c.ctx("new cycle"));
+    assert_eq!(
+        (r.status, r.cycle),
+        (DeliveryStatus::Pending, 1),
+        "{}",
+        c.ctx("new cycle")
+    );
     let done = settle(c, &port, e.id()).await;
-    assert_eq!(done.status, DeliveryStatus::Delivered, "{}", c.ctx("delivered after redrive"));
+    assert_eq!(
+        done.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("delivered after redrive")
+    );
     let numbers: Vec<(u32, u32)> = port
         .history(e.id())
         .await
@@ -454,7 +592,12 @@ pub async fn redrive_sends_an_exhausted_event_again(c: &Combo) {
         .iter()
         .map(|a| (a.cycle, a.attempt))
         .collect();
-    assert_eq!(numbers, [(0, 1), (0, 2), (1, 3)], "{}", c.ctx("attempt numbers only grow"));
+    assert_eq!(
+        numbers,
+        [(0, 1), (0, 2), (1, 3)],
+        "{}",
+        c.ctx("attempt numbers only grow")
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -467,7 +610,12 @@ pub async fn the_port_works_behind_dyn_integration_port(c: &Combo) {
     dynport.send(e.clone()).await.expect("accepted");
     settle(c, &port, e.id()).await;
     let s = dynport.status(e.id()).await.unwrap().unwrap();
-    assert_eq!(s.status, DeliveryStatus::Delivered, "{}", c.ctx("status through the trait"));
+    assert_eq!(
+        s.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("status through the trait")
+    );
     assert!(dynport.history(e.id()).await.unwrap().unwrap().attempts.len() == 1);
     herald.shutdown(Duration::from_secs(1)).await;
 }

@@ -78,7 +78,9 @@ pub struct Receiver {
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Receiver")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,11 +127,15 @@ impl Receiver {
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("tokio listener");
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -182,10 +188,26 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let mut received = Received {
         id: get("webhook-id"),
         timestamp: get("webhook-timestamp"),
@@ -198,7 +220,13 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     let answer = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         received.signature_ok = st.secret.as_ref().map(|key| {
-            verify_signature(key, &received.id, &received.timestamp, &received.body, &get("webhook-signature"))
+            verify_signature(
+                key,
+                &received.id,
+                &received.timestamp,
+                &received.body,
+                &get("webhook-signature"),
+            )
         });
         let before = st.received.iter().filter(|r| r.id == received.id).count();
         let answer = match received.signature_ok {
@@ -256,8 +284,26 @@ mod tests {
             .unwrap();
         let body = br#"{"email":"test@example.com","username":"test_user"}"#;
         let good = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
-        assert!(verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", body, good));
-        assert!(!verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367554", body, good));
-        assert!(verify_signature(&key, "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", body, &format!("v1,bad {good}")));
+        assert!(verify_signature(
+            &key,
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            "1649367553",
+            body,
+            good
+        ));
+        assert!(!verify_signature(
+            &key,
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            "1649367554",
+            body,
+            good
+        ));
+        assert!(verify_signature(
+            &key,
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            "1649367553",
+            body,
+            &format!("v1,bad {good}")
+        ));
     }
 }

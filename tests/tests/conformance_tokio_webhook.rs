@@ -1,8 +1,8 @@
 //! The conformance suite for the tokio driver with the webhook transport.
 
 use herald::core::BoxFuture;
-use herald::{Herald, HeraldBuilder, PortConfig, StartError};
 use herald::transport::webhook::WebhookConfig;
+use herald::{Herald, HeraldBuilder, PortConfig, StartError};
 use herald_tests::conformance::{Combo, DriverKind, TransportKind};
 use herald_tests::receiver::Receiver;
 

@@ -42,7 +42,10 @@ async fn a_killed_process_loses_nothing_and_its_attempts_show_as_interrupted() {
     child.wait().unwrap();
 
     receiver.set_script(|_, _| Answer::Status(200));
-    let config = WebhookConfig::builder(&receiver.url()).allow_private_network(true).build().unwrap();
+    let config = WebhookConfig::builder(&receiver.url())
+        .allow_private_network(true)
+        .build()
+        .unwrap();
     let policy = RetryPolicy::fixed(vec![Duration::from_millis(50)]).max_attempts(10);
     let herald = Herald::builder()
         .store_path(&store)
@@ -62,6 +65,9 @@ async fn a_killed_process_loses_nothing_and_its_attempts_show_as_interrupted() {
         let h = port.history(&id).await.unwrap().unwrap();
         interrupted += h.attempts.iter().filter(|a| a.outcome.code == "interrupted").count();
     }
-    assert!(interrupted >= 1, "the attempts cut by the kill are recorded as interrupted");
+    assert!(
+        interrupted >= 1,
+        "the attempts cut by the kill are recorded as interrupted"
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }

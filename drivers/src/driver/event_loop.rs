@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures_lite::future;
 use herald_core::{
-    Attempt, AttemptReport, Change, DeliveryRecord, Engine, EngineConfig, EventKey, ExternalEvent, Input,
-    InputError, NetworkError, Observation, Output, SendError,
+    Attempt, AttemptReport, Change, DeliveryRecord, Engine, EngineConfig, EventKey, ExternalEvent, Input, InputError,
+    NetworkError, Observation, Output, SendError,
 };
 use herald_store::Store;
 use tracing::{debug, info, warn};
@@ -165,8 +165,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn is_done(&self) -> bool {
-        self.stopping
-            && self.attempts_running == 0 && self.ports.iter().all(|p| p.engine.is_shut_down())
+        self.stopping && self.attempts_running == 0 && self.ports.iter().all(|p| p.engine.is_shut_down())
     }
 
     fn begin_shutdown(&mut self, grace: Duration, reply: Option<Reply<()>>) {
@@ -392,18 +391,27 @@ impl<R: Runtime> Driver<R> {
         for p in pending {
             match p {
                 Pending::Send { port, key, reply } => {
-                    let record = latest.get(&(port, key)).cloned().or_else(|| read.get(&(port, key)).cloned().flatten());
+                    let record = latest
+                        .get(&(port, key))
+                        .cloned()
+                        .or_else(|| read.get(&(port, key)).cloned().flatten());
                     let max = self.ports[port].config.policy.get_max_attempts();
                     match record {
                         Some(r) => answer(reply, Ok(r.to_result(max))),
-                        None => answer(reply, Err(SendError::Unrecorded("record not found after commit".into()))),
+                        None => answer(
+                            reply,
+                            Err(SendError::Unrecorded("record not found after commit".into())),
+                        ),
                     }
                 }
                 Pending::Redrive { port, key, reply } => {
                     let max = self.ports[port].config.policy.get_max_attempts();
                     match latest.get(&(port, key)) {
                         Some(r) => answer(reply, Ok(r.to_result(max))),
-                        None => answer(reply, Err(RedriveError::Unrecorded("record not found after commit".into()))),
+                        None => answer(
+                            reply,
+                            Err(RedriveError::Unrecorded("record not found after commit".into())),
+                        ),
                     }
                 }
             }
@@ -490,7 +498,10 @@ impl<R: Runtime> Driver<R> {
                     None => {
                         let key = attempt.key;
                         let name = name.clone();
-                        runtime.unblock(move || store.event(&name, key)).await.map_err(|e| e.to_string())
+                        runtime
+                            .unblock(move || store.event(&name, key))
+                            .await
+                            .map_err(|e| e.to_string())
                     }
                 };
                 match event {
@@ -534,4 +545,3 @@ impl<R: Runtime> Driver<R> {
         });
     }
 }
-

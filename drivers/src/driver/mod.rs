@@ -80,8 +80,14 @@ impl PortConfig {
 
     /// A webhook port.
     #[cfg(feature = "webhook")]
-    pub fn webhook(name: impl Into<String>, config: crate::transport::webhook::WebhookConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(name, crate::transport::webhook::WebhookTransport::new(config)?))
+    pub fn webhook(
+        name: impl Into<String>,
+        config: crate::transport::webhook::WebhookConfig,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            name,
+            crate::transport::webhook::WebhookTransport::new(config)?,
+        ))
     }
 
     /// The retry policy (validated when Herald starts).
@@ -123,9 +129,16 @@ impl PortConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let field = format!("ports.{}", self.name);
         if self.name.is_empty() || self.name.len() > 64 {
-            return Err(ConfigError::invalid("ports[].name", "a port name is 1 to 64 characters"));
+            return Err(ConfigError::invalid(
+                "ports[].name",
+                "a port name is 1 to 64 characters",
+            ));
         }
-        if let Some(c) = self.name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(c) = self
+            .name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(ConfigError::invalid(
                 format!("{field}.name"),
                 format!("{c:?} is not allowed; use ASCII letters, digits, '-' and '_'"),
@@ -151,7 +164,9 @@ pub struct HeraldBuilder {
 
 impl std::fmt::Debug for HeraldBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeraldBuilder").field("ports", &self.ports).finish_non_exhaustive()
+        f.debug_struct("HeraldBuilder")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
     }
 }
 
@@ -312,7 +327,13 @@ impl Herald {
     /// them.
     pub async fn shutdown(&self, grace: Duration) {
         let (tx, rx) = command::reply();
-        if self.shared.commands.send(Command::Shutdown { grace, reply: tx }).await.is_ok() {
+        if self
+            .shared
+            .commands
+            .send(Command::Shutdown { grace, reply: tx })
+            .await
+            .is_ok()
+        {
             let _ = rx.recv().await;
         }
     }

@@ -17,12 +17,20 @@ async fn main() {
         std::process::exit(2);
     };
     let n: usize = n.parse().expect("N is a number");
-    let config = WebhookConfig::builder(url).allow_private_network(true).build().expect("webhook config");
+    let config = WebhookConfig::builder(url)
+        .allow_private_network(true)
+        .build()
+        .expect("webhook config");
     let policy = RetryPolicy::fixed(vec![Duration::from_millis(100)])
         .max_attempts(10)
         .attempt_timeout(Duration::from_secs(60));
     let port = PortConfig::webhook("p", config).expect("port").policy(policy);
-    let herald = Herald::builder().store_path(store).port(port).start_tokio().await.expect("start");
+    let herald = Herald::builder()
+        .store_path(store)
+        .port(port)
+        .start_tokio()
+        .await
+        .expect("start");
     let p = herald.port("p").expect("port p");
     for i in 0..n {
         let event = ExternalEvent::builder("crash.test")
