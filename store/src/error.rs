@@ -277,15 +277,13 @@ pub enum CheckError {
         #[source]
         source: redb::Error,
     },
-    /// The tables disagree with each other (an index or a count does not match the records).
+    /// Records are undecodable, or the tables disagree with each other (an index entry
+    /// or a count does not match the records).
     #[error("the store's tables are inconsistent ({} problems), first: {}", .problems.len(), .problems.first().map(String::as_str).unwrap_or("-"))]
     Inconsistent {
-        /// Every disagreement found, each naming the table, port and key.
+        /// Every problem found (at most 100 described), each naming the table, port and key.
         problems: Vec<String>,
     },
-    /// A record is undecodable.
-    #[error(transparent)]
-    Corrupt(#[from] Corruption),
 }
 
 pub(crate) fn storage<E: Into<redb::Error>>(e: E) -> ReadError {

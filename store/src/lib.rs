@@ -17,6 +17,32 @@
 //!   [`Store::ports`]; upkeep: [`Store::prune`], [`Store::redrive`],
 //!   [`RedbStore::check_integrity`].
 //!
+//! ```
+//! use herald_core::{Change, ExternalEvent, Timestamp};
+//! use herald_store::{RedbStore, Store};
+//!
+//! let store = RedbStore::in_memory()?; // RedbStore::open(path) for a file
+//! let now = Timestamp::from_secs(1_700_000_000);
+//! let event = ExternalEvent::builder("invoice.paid").payload(b"{}".to_vec()).occurred_at(now).build()?;
+//! // The driver commits what the engine asked to persist, then acknowledges the sends.
+//! let applied = store.commit(&[("billing", Change::Accepted { event: event.clone(), at: now })])?;
+//! assert!(!applied[0].existed);
+//!
+//! // After a restart: stream the unfinished deliveries into `Engine::restore_record`.
+//! let mut unfinished = Vec::new();
+//! store.for_each_unfinished("billing", &mut |record| unfinished.push(record))?;
+//! assert_eq!(unfinished.len(), 1);
+//! // An attempt fetches the event by key; the engine holds only keys and times.
+//! assert_eq!(store.event("billing", event.key())?, Some(event));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Durability: a commit returns after redb's `Immediate` commit (one fsync). If it fails,
+//! its outcome is unknown ([`CommitError::OutcomeUnknown`]): reopen and restore. A new
+//! file is created atomically, and opening verifies every page checksum by default
+//! ([`RedbOptions::verify_on_open`]). The table layout, chosen so that a commit dirties
+//! as few pages as possible, is described in `tables.rs`.
+//!
 //! A file carries a format name and [`SCHEMA_VERSION`]; records carry a version byte (see
 //! `encoding.rs` for the format and why). A foreign, newer, truncated or corrupted file is
 //! an [`OpenError`] saying so, and an undecodable record is a [`Corruption`] naming its

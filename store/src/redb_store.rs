@@ -125,6 +125,9 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn commit(&self, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let txn = self.write()?;
         let applied = Writer::open(&txn)?.apply_batch(batch)?;
         txn.commit()

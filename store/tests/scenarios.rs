@@ -54,6 +54,7 @@ fn an_accepted_event_is_stored_with_a_pending_record() {
     assert_eq!(counts(&store, "orders"), [(DeliveryStatus::Pending, 1)]);
     assert_eq!(store.ports().unwrap(), ["orders"]);
     assert_eq!(store.record("orders", event("evt-2").key()).unwrap(), None);
+    assert_eq!(store.commit(&[]).unwrap(), [], "an empty batch commits nothing");
 }
 
 #[test]
@@ -566,4 +567,32 @@ fn a_change_to_a_terminal_delivery_is_refused() {
         )])
         .unwrap_err();
     assert!(err.to_string().contains("is delivered and cannot change"), "{err}");
+}
+
+#[test]
+fn a_large_prune_runs_in_several_bounded_transactions() {
+    let store = RedbStore::in_memory().unwrap();
+    // More than one prune transaction's worth (10 000), all delivered long ago.
+    let n = 10_050u64;
+    let events: Vec<_> = (0..n).map(|i| event(&format!("evt-{i}"))).collect();
+    for chunk in events.chunks(2_000) {
+        let mut batch = Vec::new();
+        for e in chunk {
+            batch.push(("orders", accepted(e, at(0))));
+            batch.push(("orders", started(e.key(), 1, at(1))));
+            batch.push((
+                "orders",
+                finished(e.key(), 1, at(2), OutcomeClass::Delivered, Transition::Delivered),
+            ));
+        }
+        store.commit(&batch).unwrap();
+    }
+    let keep = event("evt-keep");
+    store.commit(&[("orders", accepted(&keep, at(3)))]).unwrap();
+
+    assert_eq!(store.prune(at(100)).unwrap(), n);
+    assert_eq!(counts(&store, "orders"), [(DeliveryStatus::Pending, 1)]);
+    assert_eq!(store.record("orders", events[0].key()).unwrap(), None);
+    assert_eq!(store.history("orders", events[n as usize - 1].key()).unwrap(), None);
+    assert!(store.event("orders", keep.key()).unwrap().is_some());
 }
