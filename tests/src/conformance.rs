@@ -620,9 +620,9 @@ pub async fn the_port_works_behind_dyn_integration_port(c: &Combo) {
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
-/// Instantiates every scenario for one combination: `conformance_suite!(combo_expr, spawn_expr, runner)`.
-/// `runner` is a macro-free function `fn(impl Future) -> T` that blocks on a future in the
-/// combination's runtime.
+/// Instantiates every scenario for one combination:
+/// `conformance_suite!(combo, block_on, spawn)`, where `block_on` runs a future to completion
+/// on the combination's runtime and `spawn` starts a task on it.
 #[macro_export]
 macro_rules! conformance_suite {
     ($combo:expr, $block_on:path, $spawn:expr) => {

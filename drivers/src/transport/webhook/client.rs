@@ -113,7 +113,9 @@ impl Transport for WebhookTransport {
             attempt = request.attempt,
             host = self.config.host(),
         );
-        Box::pin(self.deliver(request).instrument(span))
+        // reqwest needs a tokio context: under tokio, Compat uses the running one; under
+        // smol or another executor, a shared one-thread tokio runtime (async-compat).
+        Box::pin(async_compat::Compat::new(self.deliver(request).instrument(span)))
     }
 }
 

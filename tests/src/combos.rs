@@ -1,0 +1,86 @@
+//! The drivers and transports the conformance suite is instantiated with. A new transport
+//! adds a [`TransportKind`] here and one test file with one `conformance_suite!` line.
+
+use herald::core::BoxFuture;
+use herald::transport::webhook::WebhookConfig;
+use herald::{Herald, HeraldBuilder, PortConfig, StartError};
+
+use crate::conformance::{DriverKind, TransportKind};
+use crate::receiver::Receiver;
+
+/// The Standard Webhooks test-vector secret, used by every webhook test.
+pub const TEST_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// The tokio driver.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokio;
+
+impl DriverKind for Tokio {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+    fn start(&self, builder: HeraldBuilder) -> BoxFuture<'static, Result<Herald, StartError>> {
+        Box::pin(builder.start_tokio())
+    }
+}
+
+impl Tokio {
+    /// Runs a test body on a fresh two-worker tokio runtime.
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(f)
+    }
+
+    /// Spawns a task on the current tokio runtime.
+    pub fn spawn(f: BoxFuture<'static, ()>) {
+        drop(tokio::spawn(f));
+    }
+}
+
+/// The smol driver: no tokio runtime is created by the test.
+#[derive(Debug, Clone, Copy)]
+pub struct Smol;
+
+impl DriverKind for Smol {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+    fn start(&self, builder: HeraldBuilder) -> BoxFuture<'static, Result<Herald, StartError>> {
+        Box::pin(builder.start_smol())
+    }
+}
+
+impl Smol {
+    /// Runs a test body in `smol::block_on`.
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        smol::block_on(f)
+    }
+
+    /// Spawns a task on smol's global executor.
+    pub fn spawn(f: BoxFuture<'static, ()>) {
+        smol::spawn(f).detach();
+    }
+}
+
+/// Webhooks, signed with [`TEST_SECRET`]; the receiver verifies every signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Webhook;
+
+impl TransportKind for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+    fn port(&self, name: &str, receiver: &Receiver) -> PortConfig {
+        let config = WebhookConfig::builder(&receiver.url())
+            .secret(TEST_SECRET)
+            .allow_private_network(true)
+            .build()
+            .expect("valid webhook config");
+        receiver.verify_with(TEST_SECRET);
+        PortConfig::webhook(name, config).expect("valid port")
+    }
+}
