@@ -9,3 +9,4 @@ pub mod conformance;
 pub mod fixtures;
 pub mod model;
 pub mod receiver;
+pub mod warp;

@@ -34,6 +34,8 @@ pub(crate) struct PortState {
     pub(crate) config: EngineConfig,
     pub(crate) engine: Engine,
     pub(crate) transport: Arc<dyn Transport>,
+    /// At most the configured `max_in_flight` attempts run at once.
+    running: Arc<async_lock::Semaphore>,
     pub(crate) on_status: Option<StatusHook>,
     waiters: HashMap<EventKey, Vec<Reply<Option<DeliveryRecord>>>>,
 }
@@ -44,6 +46,7 @@ impl PortState {
         config: EngineConfig,
         engine: Engine,
         transport: Arc<dyn Transport>,
+        running: u32,
         on_status: Option<StatusHook>,
     ) -> Self {
         PortState {
@@ -51,6 +54,7 @@ impl PortState {
             config,
             engine,
             transport,
+            running: Arc::new(async_lock::Semaphore::new(running as usize)),
             on_status,
             waiters: HashMap::new(),
         }
@@ -293,9 +297,9 @@ impl<R: Runtime> Driver<R> {
         if !batch.is_empty() {
             let store = self.store.clone();
             let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-            let kinds: Vec<(usize, bool)> = batch
+            let kinds: Vec<(usize, EventKey, bool)> = batch
                 .iter()
-                .map(|(i, c)| (*i, matches!(c, Change::AttemptStarted { .. })))
+                .map(|(i, c)| (*i, c.key(), matches!(c, Change::AttemptStarted { .. })))
                 .collect();
             let committed = self
                 .runtime
@@ -307,11 +311,11 @@ impl<R: Runtime> Driver<R> {
             match committed {
                 Ok(applied) => {
                     debug!(changes = kinds.len(), "committed");
-                    for ((port, started), a) in kinds.into_iter().zip(applied) {
+                    for ((port, key, started), a) in kinds.into_iter().zip(applied) {
                         if !started && !a.existed {
-                            self.publish(port, &a.record);
+                            self.publish(port, key, &a.record);
                         }
-                        latest.insert((port, a.record.key()), a.record);
+                        latest.insert((port, key), a.record);
                     }
                 }
                 Err(e) => {
@@ -359,7 +363,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Publishes a durable status change and wakes those waiting for a terminal state.
-    fn publish(&mut self, port: usize, record: &DeliveryRecord) {
+    fn publish(&mut self, port: usize, key: EventKey, record: &DeliveryRecord) {
         let p = &mut self.ports[port];
         let result = record.to_result(p.config.policy.get_max_attempts());
         info!(port = %p.name, event_id = %record.id, status = %record.status, attempts = result.attempts_made, "status");
@@ -370,7 +374,7 @@ impl<R: Runtime> Driver<R> {
             });
         }
         if record.status.is_terminal() {
-            for w in p.waiters.remove(&record.key()).unwrap_or_default() {
+            for w in p.waiters.remove(&key).unwrap_or_default() {
                 answer(w, Some(record.clone()));
             }
         }
@@ -484,6 +488,7 @@ impl<R: Runtime> Driver<R> {
         self.attempts_running += 1;
         let p = &self.ports[port];
         let transport = p.transport.clone();
+        let running = p.running.clone();
         let store = self.store.clone();
         let name = p.name.clone();
         let runtime = self.runtime.clone();
@@ -506,6 +511,7 @@ impl<R: Runtime> Driver<R> {
                 };
                 match event {
                     Ok(Some(event)) => {
+                        let _slot = running.acquire_arc().await;
                         let now = clock.now();
                         let request = AttemptRequest {
                             event: &event,

@@ -224,7 +224,14 @@ impl HeraldBuilder {
         let mut infos = Vec::with_capacity(self.ports.len());
         for p in self.ports {
             let name: Arc<str> = p.name.into();
-            let (store2, name2, config) = (store.clone(), name.clone(), p.engine.clone());
+            // The engine may hold twice `max_in_flight` attempts started (durably
+            // recorded), while at most `max_in_flight` run at once (a semaphore in the
+            // driver): the next attempt's start is committed while the current ones run,
+            // so a commit's fsync never leaves an attempt slot idle.
+            let running = p.engine.max_in_flight;
+            let mut engine_config = p.engine.clone();
+            engine_config.max_in_flight = running.saturating_mul(2);
+            let (store2, name2, config) = (store.clone(), name.clone(), engine_config.clone());
             let engine = runtime
                 .unblock(move || -> Result<Engine, StartError> {
                     let mut engine = Engine::new(config, now).map_err(|source| ConfigError::Engine {
@@ -246,7 +253,14 @@ impl HeraldBuilder {
                 name: name.clone(),
                 max_attempts: p.engine.policy.get_max_attempts(),
             });
-            states.push(PortState::new(name, p.engine, engine, p.transport, p.on_status));
+            states.push(PortState::new(
+                name,
+                engine_config,
+                engine,
+                p.transport,
+                running,
+                p.on_status,
+            ));
         }
         let (commands_tx, commands_rx) = async_channel::unbounded();
         let (finished_tx, finished_rx) = async_channel::unbounded();
@@ -339,12 +353,123 @@ impl Herald {
     }
 }
 
-#[cfg(all(test, feature = "tokio"))]
-mod send_check {
-    fn assert_send<T: Send>(_: T) {}
+#[cfg(test)]
+mod tests {
+    use herald_core::{AttemptReport, Observation};
+
+    use super::*;
+    use crate::transport::AttemptRequest;
+
+    struct Ack;
+
+    impl Transport for Ack {
+        fn kind(&self) -> &'static str {
+            "ack"
+        }
+        fn attempt<'a>(&'a self, _: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport> {
+            Box::pin(async { AttemptReport::new(Observation::Acknowledged { duplicate: false }) })
+        }
+    }
+
+    fn start_error(builder: HeraldBuilder) -> StartError {
+        let runtime = ::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(builder.start_tokio()).expect_err("start must fail")
+    }
 
     #[test]
-    fn starting_herald_is_a_send_future() {
-        assert_send(super::Herald::builder().start_tokio());
+    fn an_invalid_port_name_is_refused_with_its_field() {
+        let e = start_error(
+            Herald::builder()
+                .store_path("/nonexistent")
+                .port(PortConfig::new("or ders", Ack)),
+        );
+        assert_eq!(
+            e.to_string(),
+            "ports.or ders.name: ' ' is not allowed; use ASCII letters, digits, '-' and '_'"
+        );
+    }
+
+    #[test]
+    fn invalid_engine_settings_name_the_port() {
+        let e = start_error(
+            Herald::builder()
+                .store_path("/nonexistent")
+                .port(PortConfig::new("orders", Ack).max_in_flight(0)),
+        );
+        assert_eq!(e.to_string(), "ports.orders: max_in_flight must be at least 1");
+        let bad = RetryPolicy::default().max_attempts(0);
+        let e = start_error(
+            Herald::builder()
+                .store_path("/nonexistent")
+                .port(PortConfig::new("orders", Ack).policy(bad)),
+        );
+        assert_eq!(
+            e.to_string(),
+            "ports.orders: retry policy: max_attempts must be at least 1"
+        );
+    }
+
+    #[test]
+    fn two_ports_with_one_name_are_refused() {
+        let e = start_error(
+            Herald::builder()
+                .store_path("/nonexistent")
+                .port(PortConfig::new("a", Ack))
+                .port(PortConfig::new("a", Ack)),
+        );
+        assert!(
+            matches!(e, StartError::Config(ConfigError::DuplicatePort(ref n)) if n == "a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_store_is_a_configuration_error() {
+        let e = start_error(Herald::builder().port(PortConfig::new("a", Ack)));
+        assert_eq!(e.to_string(), "store.path: no store configured");
+    }
+
+    #[test]
+    fn starting_outside_tokio_says_so() {
+        let e = futures_lite::future::block_on(Herald::builder().start_tokio()).unwrap_err();
+        assert!(matches!(e, StartError::NoRuntime("tokio")), "{e}");
+    }
+
+    #[test]
+    fn status_changes_are_published_once_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let port = PortConfig::new("p", Ack).on_status_change(move |c| {
+            log.lock().unwrap().push((c.port.to_string(), c.result.status));
+        });
+        let runtime = ::tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let herald = Herald::builder()
+                .store_path(dir.path().join("h.redb"))
+                .port(port)
+                .start_tokio()
+                .await
+                .unwrap();
+            let p = herald.port("p").unwrap();
+            let e = herald_core::ExternalEvent::builder("t")
+                .id("e1")
+                .occurred_at(crate::now())
+                .build()
+                .unwrap();
+            p.send(e.clone()).await.unwrap();
+            let done = p.wait_for_terminal(e.id()).await.unwrap();
+            assert_eq!(done.status, herald_core::DeliveryStatus::Delivered);
+            herald.shutdown(Duration::from_secs(1)).await;
+        });
+        let seen = seen.lock().unwrap().clone();
+        use herald_core::DeliveryStatus::{Delivered, Pending};
+        assert_eq!(seen, [("p".to_owned(), Pending), ("p".to_owned(), Delivered)]);
     }
 }
