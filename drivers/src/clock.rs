@@ -1,9 +1,9 @@
-//! The driver's wall clock: read once from the system at start, then advanced by the
-//! runtime's monotonic clock. Retry times stay wall-clock (they are persisted), while a
+//! The driver's wall clock: read once from the runtime at start ([`Runtime::wall_now`]),
+//! then advanced by the runtime's monotonic clock. Retry times stay wall-clock (they are persisted), while a
 //! stepping system clock cannot move a running driver backwards, and a paused test clock
 //! (tokio's `start_paused`) pauses Herald too.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use herald_core::Timestamp;
 
@@ -19,12 +19,10 @@ pub(crate) struct Clock<R> {
 
 impl<R: Runtime> Clock<R> {
     pub(crate) fn new(runtime: R) -> Self {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let mono_anchor = runtime.now();
         Clock {
+            wall_anchor: runtime.wall_now(),
+            mono_anchor: runtime.now(),
             runtime,
-            wall_anchor: Timestamp::from_millis(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)),
-            mono_anchor,
         }
     }
 

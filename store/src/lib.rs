@@ -68,6 +68,8 @@
 mod check;
 mod encoding;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod open;
 mod read;
 mod redb_store;

@@ -3,9 +3,9 @@
 //! against this trait; each runtime is a few dozen lines (after quinn's `Runtime`).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herald_core::BoxFuture;
+use herald_core::{BoxFuture, Timestamp};
 
 #[cfg(feature = "smol")]
 mod smol;
@@ -30,6 +30,14 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 
-    /// A monotonic instant; under a paused test clock it follows the paused time.
+    /// A monotonic instant; under a paused or injected test clock it follows that clock.
     fn now(&self) -> Instant;
+
+    /// The wall clock, read once when Herald starts (afterwards time advances by
+    /// [`Runtime::now`]). A simulation overrides it to start at any time, including one
+    /// earlier than times already persisted.
+    fn wall_now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Timestamp::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+    }
 }
