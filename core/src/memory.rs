@@ -142,3 +142,61 @@ impl IntegrationPort for MemoryPort {
         Box::pin(std::future::ready(Ok(r)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::time::Timestamp;
+
+    /// The double's futures are always ready: poll once.
+    fn now<T>(f: impl Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("MemoryPort futures are ready at once"),
+        }
+    }
+
+    fn event(id: &str, payload: &str) -> ExternalEvent {
+        ExternalEvent::builder("t")
+            .id(id)
+            .payload(payload.as_bytes().to_vec())
+            .occurred_at(Timestamp::from_secs(1))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn records_sends_and_answers_status_through_the_trait() {
+        let port: &dyn IntegrationPort = &MemoryPort::default();
+        let r = now(port.send(event("a", "1"))).unwrap();
+        assert_eq!(r.status, DeliveryStatus::Delivered);
+        let s = now(port.status(&EventId::new("a").unwrap())).unwrap().unwrap();
+        assert_eq!(s, r);
+        assert!(now(port.status(&EventId::new("b").unwrap())).unwrap().is_none());
+    }
+
+    #[test]
+    fn resends_are_idempotent_and_conflicts_refused() {
+        let port = MemoryPort::new(Settle::Hold);
+        now(port.send(event("a", "1"))).unwrap();
+        assert_eq!(now(port.send(event("a", "1"))).unwrap().status, DeliveryStatus::Pending);
+        let e = now(port.send(event("a", "2"))).unwrap_err();
+        assert!(matches!(e, SendError::Rejected(InputError::Conflict { .. })));
+        assert_eq!(port.sent().len(), 1);
+    }
+
+    #[test]
+    fn can_be_told_to_fail() {
+        let port = MemoryPort::new(Settle::Fail("receiver said no".into()));
+        port.fail_next_send(SendError::Closed);
+        assert_eq!(now(port.send(event("a", "1"))), Err(SendError::Closed));
+        let r = now(port.send(event("a", "1"))).unwrap();
+        assert_eq!(r.status, DeliveryStatus::Failed);
+        assert_eq!(r.last_failure.unwrap().message, "receiver said no");
+        assert!(port.sent().len() == 1);
+    }
+}

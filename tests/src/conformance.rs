@@ -300,6 +300,45 @@ pub async fn a_timeout_is_retried(c: &Combo) {
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
+/// US2: a refused connection is retried, and the event is delivered once the receiver is
+/// back on its port.
+pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Combo) {
+    let receiver = Receiver::start().await;
+    let port_number = receiver.port();
+    let (herald, port) = c
+        .one_port(&receiver, |p| p.policy(fast_policy().max_attempts(50)))
+        .await;
+    drop(receiver);
+    let e = event("evt-refused");
+    port.send(e.clone()).await.expect("accepted");
+    let mut retrying = None;
+    for _ in 0..200 {
+        let s = port.status(e.id()).await.unwrap().expect("known");
+        if s.status == DeliveryStatus::Retrying {
+            retrying = Some(s);
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    let s = retrying.unwrap_or_else(|| panic!("{}", c.ctx("never reported Retrying while refused")));
+    assert_eq!(
+        s.last_failure.unwrap().code,
+        "connect_error",
+        "{}",
+        c.ctx("refused is a connect error")
+    );
+    let back = Receiver::on_port(port_number, |_, _| Answer::Status(204)).await;
+    let done = settle(c, &port, e.id()).await;
+    assert_eq!(
+        done.status,
+        DeliveryStatus::Delivered,
+        "{}",
+        c.ctx("delivered once the receiver is back")
+    );
+    assert_eq!(back.received_for("evt-refused").len(), 1);
+    herald.shutdown(Duration::from_secs(1)).await;
+}
+
 /// US4: every attempt carries the same id and the same bytes.
 pub async fn every_attempt_carries_the_same_id_and_bytes(c: &Combo) {
     let receiver = Receiver::with_script(|_, n| {
@@ -633,6 +672,7 @@ macro_rules! conformance_suite {
             always_failing_is_exhausted_after_exactly_max_attempts,
             a_bad_request_fails_after_exactly_one_attempt,
             a_timeout_is_retried,
+            a_refused_connection_is_retried_until_the_receiver_is_back,
             every_attempt_carries_the_same_id_and_bytes,
             resending_is_idempotent_and_conflicts_are_refused,
             an_oversized_payload_is_refused_before_any_attempt,
