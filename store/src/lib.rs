@@ -68,6 +68,8 @@
 mod check;
 mod encoding;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 mod open;
