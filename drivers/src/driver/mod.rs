@@ -47,8 +47,10 @@ pub(crate) struct PortInfo {
     pub(crate) max_attempts: u32,
 }
 
-/// One port's configuration: a name, a transport and the engine's settings.
+/// One port's configuration: a name, a transport and the engine's settings. Cloning
+/// shares the transport (and its connection pool).
 #[must_use]
+#[derive(Clone)]
 pub struct PortConfig {
     name: String,
     transport: Arc<dyn Transport>,
