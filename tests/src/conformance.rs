@@ -132,6 +132,18 @@ async fn settle(combo: &Combo, port: &Port, id: &EventId) -> herald::Integration
     }
 }
 
+/// Polls the status until it says `Retrying` (at most 2 s) and returns it.
+async fn until_retrying(combo: &Combo, port: &Port, id: &EventId) -> herald::IntegrationResult {
+    for _ in 0..200 {
+        let s = port.status(id).await.unwrap().expect("known");
+        if s.status == DeliveryStatus::Retrying {
+            return s;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{}", combo.ctx(&format!("{id} never reported Retrying")))
+}
+
 /// Runs `f` with a wall-clock deadline (runtime-agnostic: a thread-backed timer).
 pub async fn with_deadline<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
     let timer = async {
@@ -211,16 +223,7 @@ pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
     let (herald, port) = c.one_port(&receiver, |p| p.policy(slow)).await;
     let e = event("evt-retrying");
     port.send(e.clone()).await.expect("accepted");
-    let mut status = None;
-    for _ in 0..200 {
-        let s = port.status(e.id()).await.unwrap().expect("known");
-        if s.status == DeliveryStatus::Retrying {
-            status = Some(s);
-            break;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-    let s = status.unwrap_or_else(|| panic!("{}", c.ctx("never reported Retrying")));
+    let s = until_retrying(c, &port, e.id()).await;
     let failure = s.last_failure.expect("failure detail");
     assert_eq!(failure.code, "http_503", "{}", c.ctx("failure code"));
     assert!(failure.message.contains("503"));
@@ -311,16 +314,7 @@ pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Comb
     drop(receiver);
     let e = event("evt-refused");
     port.send(e.clone()).await.expect("accepted");
-    let mut retrying = None;
-    for _ in 0..200 {
-        let s = port.status(e.id()).await.unwrap().expect("known");
-        if s.status == DeliveryStatus::Retrying {
-            retrying = Some(s);
-            break;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-    let s = retrying.unwrap_or_else(|| panic!("{}", c.ctx("never reported Retrying while refused")));
+    let s = until_retrying(c, &port, e.id()).await;
     assert_eq!(
         s.last_failure.unwrap().code,
         "connect_error",
