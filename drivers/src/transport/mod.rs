@@ -6,7 +6,12 @@ use std::time::Duration;
 use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
 
 #[cfg(feature = "webhook")]
+mod http;
+#[cfg(feature = "webhook")]
 pub mod webhook;
+
+#[cfg(feature = "webhook")]
+pub use http::ssrf::{AddressClass, ForbiddenDestination, forbidden_class};
 
 /// One attempt to hand to a transport.
 #[derive(Debug, Clone, Copy)]

@@ -2,23 +2,16 @@
 //! POSTs the payload with its headers and reports what came back.
 
 use std::fmt;
-use std::time::Duration;
 
 use herald_core::{AttemptReport, BoxFuture, Observation};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::config::WebhookConfig;
-use super::observe;
 use super::request::attempt_headers;
-use super::ssrf::{self, GuardedResolver};
 use crate::error::ConfigError;
+use crate::transport::http::{self, observe};
 use crate::transport::{AttemptRequest, Transport};
-
-/// How long an idle keep-alive connection is kept for the next attempt.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// TCP keep-alive probes notice a dead peer on an idle pooled connection.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Delivers events to one webhook URL (Standard Webhooks headers and signatures, optionally
 /// CloudEvents), reusing connections across attempts.
@@ -29,7 +22,8 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// inherited `HTTP_PROXY` silently changes where payloads go), and resolves names through the
 /// SSRF guard unless private networks are allowed. reqwest's built-in retry stays at its
 /// default, which only replays requests an HTTP/2 server refused before processing them
-/// (`REFUSED_STREAM`, graceful `GOAWAY`), so it never duplicates a delivery.
+/// (`REFUSED_STREAM`, graceful `GOAWAY`), so it never duplicates a delivery. The API
+/// transport uses the same client setup.
 pub struct WebhookTransport {
     config: WebhookConfig,
     client: reqwest::Client,
@@ -39,19 +33,7 @@ impl WebhookTransport {
     /// Builds the HTTP client for `config` (rustls, keep-alive pool, HTTP/2 when the server
     /// offers it, no redirects, no proxy, TCP_NODELAY).
     pub fn new(config: WebhookConfig) -> Result<Self, ConfigError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .tcp_keepalive(TCP_KEEPALIVE)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .user_agent(config.user_agent.clone());
-        if !config.allow_private_network {
-            builder = builder.dns_resolver(GuardedResolver);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| ConfigError::invalid("webhook", format!("cannot create the HTTP client: {e}")))?;
+        let client = http::client("webhook", config.user_agent.clone(), config.allow_private_network)?;
         Ok(WebhookTransport { config, client })
     }
 
@@ -64,15 +46,14 @@ impl WebhookTransport {
         let started = Instant::now();
         let mut report = self.exchange(request, started + request.timeout).await;
         report.duration = started.elapsed();
-        log_outcome(&report);
+        http::log_outcome("webhook", &report);
         report
     }
 
     async fn exchange(&self, request: AttemptRequest<'_>, deadline: Instant) -> AttemptReport {
         // IP literals skip DNS, so the guarded resolver never sees them.
-        let literal = self.config.literal_ip().filter(|_| !self.config.allow_private_network);
-        if let Some(Err(forbidden)) = literal.map(|ip| ssrf::check_literal(self.config.host(), ip)) {
-            return observe::refused(&forbidden);
+        if let Some(refused) = http::refuse_literal(&self.config.url, self.config.allow_private_network) {
+            return refused;
         }
         let event = request.event;
         let headers = match attempt_headers(&self.config, event, request.now.as_secs()) {
@@ -124,26 +105,5 @@ impl fmt::Debug for WebhookTransport {
         f.debug_struct("WebhookTransport")
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// One event per attempt with what was observed and how long it took; never a header,
-/// signature or payload.
-fn log_outcome(report: &AttemptReport) {
-    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
-    let detail = report.detail.as_deref().unwrap_or("");
-    match &report.observation {
-        Observation::Http { status, .. } => {
-            tracing::debug!(status, duration_ms, detail, "webhook attempt answered");
-        }
-        other => {
-            let outcome = match other {
-                Observation::TimedOut => "timeout",
-                Observation::Network(kind) => kind.code(),
-                Observation::Refused { reason, .. } => reason.as_str(),
-                _ => "other",
-            };
-            tracing::debug!(outcome, duration_ms, detail, "webhook attempt got no answer");
-        }
     }
 }

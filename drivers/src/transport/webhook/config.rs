@@ -3,18 +3,18 @@
 //! start-up instead of on every attempt.
 
 use std::fmt;
-use std::net::IpAddr;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use url::{Host, Url};
+use url::Url;
 
 use super::cloudevents;
 use super::signature::WebhookSecret;
-use super::ssrf;
 use crate::error::ConfigError;
+use crate::transport::http::{self, DEFAULT_USER_AGENT};
 
 /// Headers the transport sets itself; a static header may not replace them, because that
-/// would break signing, CloudEvents or HTTP framing.
+/// would break signing or CloudEvents (HTTP framing headers are refused too, see
+/// [`http::FRAMING_HEADERS`]).
 const RESERVED_HEADERS: &[&str] = &[
     "webhook-id",
     "webhook-timestamp",
@@ -24,21 +24,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "ce-type",
     "ce-specversion",
     "ce-time",
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-    "host",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-connection",
     "user-agent",
 ];
-
-/// The default `user-agent`, so receivers can tell Herald's requests apart.
-const DEFAULT_USER_AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
 
 /// A validated webhook destination: build it with [`WebhookConfig::builder`], then hand it to
 /// [`WebhookTransport::new`](super::WebhookTransport::new).
@@ -87,11 +74,6 @@ impl WebhookConfig {
     /// The host for logs and errors: never the path or query, which may carry tokens.
     pub(super) fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()
-    }
-
-    /// The IP address of an IP-literal host; such hosts skip DNS and the guarded resolver.
-    pub(super) fn literal_ip(&self) -> Option<IpAddr> {
-        literal_ip(&self.url)
     }
 }
 
@@ -170,11 +152,8 @@ impl WebhookConfigBuilder {
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<WebhookConfig, ConfigError> {
-        let url = parse_url(&self.url)?;
-        if let (false, Some(ip)) = (self.allow_private_network, literal_ip(&url)) {
-            ssrf::check_literal(url.host_str().unwrap_or_default(), ip)
-                .map_err(|e| ConfigError::invalid("webhook.url", e.to_string()))?;
-        }
+        let url = http::parse_url("webhook.url", &self.url)?;
+        http::check_destination("webhook.url", &url, self.allow_private_network)?;
         let secrets = self
             .secrets
             .iter()
@@ -194,8 +173,8 @@ impl WebhookConfigBuilder {
             .transpose()?;
         let mut headers = HeaderMap::new();
         for (i, (name, value)) in self.headers.iter().enumerate() {
-            let (name, value) =
-                static_header(name, value).map_err(|r| ConfigError::invalid(format!("webhook.headers[{i}]"), r))?;
+            let (name, value) = http::static_header(name, value, RESERVED_HEADERS)
+                .map_err(|r| ConfigError::invalid(format!("webhook.headers[{i}]"), r))?;
             headers.append(name, value);
         }
         let user_agent = match &self.user_agent {
@@ -231,59 +210,6 @@ impl fmt::Debug for WebhookConfigBuilder {
             .field("allow_private_network", &self.allow_private_network)
             .finish_non_exhaustive()
     }
-}
-
-fn literal_ip(url: &Url) -> Option<IpAddr> {
-    match url.host()? {
-        Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        Host::Domain(_) => None,
-    }
-}
-
-/// Parses and checks the URL. Errors never repeat the URL: it may hold a token.
-fn parse_url(raw: &str) -> Result<Url, ConfigError> {
-    let bad = |reason: &str| ConfigError::invalid("webhook.url", reason);
-    let url = Url::parse(raw).map_err(|e| match e {
-        url::ParseError::EmptyHost => bad("the URL has no host"),
-        e => bad(&format!("not a valid absolute URL ({e})")),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(&format!(
-            "the scheme is {:?}; only http and https are supported",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("the URL has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "credentials in the URL are not allowed (they would end up in logs); send them with a static header \
-             such as authorization",
-        ));
-    }
-    Ok(url)
-}
-
-/// Validates one static header. The reason names the header but never its value.
-fn static_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a valid header name"))?;
-    if RESERVED_HEADERS.contains(&name.as_str()) {
-        return Err(format!(
-            "{:?} is set by the transport and cannot be replaced",
-            name.as_str()
-        ));
-    }
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        format!(
-            "the value of {:?} is not a valid header value (visible ASCII and spaces only)",
-            name.as_str()
-        )
-    })?;
-    // Static headers often carry credentials: keep them out of HTTP/2 header compression tables.
-    value.set_sensitive(true);
-    Ok((name, value))
 }
 
 #[cfg(test)]

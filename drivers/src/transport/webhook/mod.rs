@@ -9,19 +9,18 @@
 //! | `signature.rs` | [`sign`], [`verify`], [`WebhookSecret`]: Standard Webhooks HMAC |
 //! | `cloudevents.rs` | the `ce-*` headers |
 //! | `request.rs` | the headers of one attempt |
-//! | `ssrf.rs` | the destination guard: [`forbidden_class`] and the filtering resolver |
-//! | `observe.rs` | response or error to [`AttemptReport`](herald_core::AttemptReport) facts |
 //! | `client.rs` | [`WebhookTransport`]: the reqwest client and the attempt |
+//!
+//! The client setup, the SSRF guard ([`forbidden_class`]) and the translation of responses
+//! into facts are shared with the API transport (`transport/http/`).
 
 mod client;
 mod cloudevents;
 mod config;
-mod observe;
 mod request;
 mod signature;
-mod ssrf;
 
+pub use crate::transport::http::ssrf::{AddressClass, ForbiddenDestination, forbidden_class};
 pub use client::WebhookTransport;
 pub use config::{WebhookConfig, WebhookConfigBuilder};
 pub use signature::{SecretError, WebhookSecret, sign, signature_header, verify};
-pub use ssrf::{AddressClass, ForbiddenDestination, forbidden_class};

@@ -19,7 +19,7 @@ const MAX_EXCERPT_WAIT: Duration = Duration::from_secs(2);
 /// The report of a response: its status, `Retry-After` and body excerpt. The body is read in
 /// chunks and never beyond [`ResponseExcerpt::MAX_BODY`] (+1 byte to know it was longer), until
 /// `deadline` at the latest.
-pub(super) async fn response(mut response: reqwest::Response, deadline: Instant) -> AttemptReport {
+pub(crate) async fn response(mut response: reqwest::Response, deadline: Instant) -> AttemptReport {
     let status = response.status().as_u16();
     let mut notes = Vec::new();
     let retry_after = match response.headers().get(RETRY_AFTER).map(|v| v.to_str()) {
@@ -77,7 +77,7 @@ async fn read_excerpt(response: &mut reqwest::Response, body: &mut Vec<u8>) -> R
 }
 
 /// The report of a request that got no response.
-pub(super) fn error(err: reqwest::Error) -> AttemptReport {
+pub(crate) fn error(err: reqwest::Error) -> AttemptReport {
     // The URL may carry a token in its path or query: keep it out of the history.
     let err = err.without_url();
     if let Some(forbidden) = find::<ForbiddenDestination>(&err) {
@@ -106,7 +106,7 @@ pub(super) fn error(err: reqwest::Error) -> AttemptReport {
 }
 
 /// The report of a destination the SSRF guard refused.
-pub(super) fn refused(forbidden: &ForbiddenDestination) -> AttemptReport {
+pub(crate) fn refused(forbidden: &ForbiddenDestination) -> AttemptReport {
     AttemptReport {
         observation: Observation::Refused {
             retryable: false,
@@ -218,7 +218,7 @@ mod tests {
         struct Wrapper(#[source] ForbiddenDestination);
         let e = Wrapper(ForbiddenDestination {
             host: "localhost".into(),
-            refused: vec![("127.0.0.1".parse().unwrap(), super::super::AddressClass::Loopback)],
+            refused: vec![("127.0.0.1".parse().unwrap(), super::super::ssrf::AddressClass::Loopback)],
         });
         let found = find::<ForbiddenDestination>(&e).unwrap();
         assert_eq!(found.host, "localhost");

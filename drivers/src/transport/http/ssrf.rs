@@ -1,6 +1,6 @@
-//! The SSRF guard: webhook URLs come from users, so by default Herald refuses to connect to
-//! addresses inside the host's own networks (loopback, private ranges, link-local cloud
-//! metadata endpoints, ...).
+//! The SSRF guard: webhook and API URLs come from users, so by default Herald refuses to
+//! connect to addresses inside the host's own networks (loopback, private ranges, link-local
+//! cloud metadata endpoints, ...).
 //!
 //! The check runs on the addresses actually connected to, not on the URL's text: a
 //! resolver ([`GuardedResolver`]) drops forbidden addresses after DNS resolution, so a
@@ -169,7 +169,7 @@ impl StdError for ForbiddenDestination {}
 const MAX_REPORTED: usize = 4;
 
 /// Keeps the allowed addresses; returns the refusal if none remain.
-pub(super) fn filter_addrs(
+pub(crate) fn filter_addrs(
     host: &str,
     addrs: impl IntoIterator<Item = SocketAddr>,
 ) -> Result<Vec<SocketAddr>, ForbiddenDestination> {
@@ -192,7 +192,7 @@ pub(super) fn filter_addrs(
 }
 
 /// Checks an IP-literal host (which skips DNS, so the resolver never sees it).
-pub(super) fn check_literal(host: &str, ip: IpAddr) -> Result<(), ForbiddenDestination> {
+pub(crate) fn check_literal(host: &str, ip: IpAddr) -> Result<(), ForbiddenDestination> {
     filter_addrs(host, [SocketAddr::new(ip, 0)]).map(drop)
 }
 
@@ -200,7 +200,7 @@ pub(super) fn check_literal(host: &str, ip: IpAddr) -> Result<(), ForbiddenDesti
 /// (`tokio::net::lookup_host`) and drops forbidden addresses, failing with
 /// [`ForbiddenDestination`] when none remain.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct GuardedResolver;
+pub(crate) struct GuardedResolver;
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
