@@ -516,6 +516,12 @@ impl Engine {
             next,
         }));
         match next {
+            // A retry due at once (a zero delay) takes a free slot now, not on the
+            // driver's next wake-up.
+            Transition::RetryAt(at) if at <= now => {
+                self.table.get_mut(i).at = at.as_millis();
+                self.make_ready(i);
+            }
             Transition::RetryAt(at) => {
                 let s = self.table.get_mut(i);
                 s.phase = Phase::Scheduled;

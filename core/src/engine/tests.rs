@@ -156,6 +156,30 @@ fn a_retryable_failure_waits_for_its_backoff_then_attempts_again() {
     assert_eq!(attempts(&drain(&mut e)), [(event("a").key(), 2)]);
 }
 
+/// Found by the `engine_sequence` fuzzer: a retry with a zero delay (a `0` in a fixed
+/// schedule, or full jitter drawing 0) was put on the timer heap and waited for the
+/// driver's next wake-up although an attempt slot was free.
+#[test]
+fn fuzz_a_retry_due_at_once_starts_in_the_same_step() {
+    let mut e = Engine::new(
+        EngineConfig {
+            policy: RetryPolicy::fixed(vec![Duration::ZERO])
+                .jitter(Jitter::None)
+                .attempt_timeout(secs(5)),
+            ..config()
+        },
+        T0,
+    )
+    .unwrap();
+    send(&mut e, "a", T0);
+    report(&mut e, "a", 1, http(503), at(1));
+    let out = drain(&mut e);
+    assert_eq!(finished(&out), [(1, "http_503".into(), Transition::RetryAt(at(1)))]);
+    assert_eq!(attempts(&out), [(event("a").key(), 2)], "{out:#?}");
+    let t = e.tracked(&event("a").key()).unwrap();
+    assert!(t.in_flight && t.attempt == 2, "{t:?}");
+}
+
 #[test]
 fn a_permanent_failure_fails_after_exactly_one_attempt() {
     let mut e = Engine::new(config(), T0).unwrap();
