@@ -68,7 +68,8 @@ impl Timestamp {
     }
 
     /// Parses an RFC 3339 timestamp (`Z` or a numeric offset, optional fraction).
-    /// Sub-millisecond digits are truncated; instants before 1970 are rejected.
+    /// Sub-millisecond digits are truncated; instants before 1970 or after
+    /// 9999-12-31T23:59:59.999Z are rejected, so whatever parses formats back the same.
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampError> {
         let err = |why: &'static str| TimestampError {
             input: s.chars().take(64).collect(),
@@ -136,9 +137,19 @@ impl Timestamp {
         if secs < 0 {
             return Err(err("before 1970-01-01"));
         }
-        Ok(Timestamp((secs as u64).saturating_mul(1000) + millis))
+        let ms = (secs as u64).saturating_mul(1000).saturating_add(millis);
+        if ms > LAST_RFC3339.0 {
+            // A negative offset can carry 9999-12-31 into year 10000, which
+            // `to_rfc3339` cannot write back as RFC 3339.
+            return Err(err("after 9999-12-31T23:59:59.999Z"));
+        }
+        Ok(Timestamp(ms))
     }
 }
+
+/// The last instant RFC 3339 (four-digit years) can write: 9999-12-31T23:59:59.999Z.
+/// Later timestamps format with a longer year, which is not RFC 3339.
+pub(crate) const LAST_RFC3339: Timestamp = Timestamp(253_402_300_799_999);
 
 /// A timestamp string that is not RFC 3339.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +271,19 @@ mod tests {
             let e = Timestamp::parse_rfc3339(bad).unwrap_err();
             assert!(!e.why.is_empty(), "{bad}");
         }
+    }
+
+    /// Found by the `config_parse` fuzz target (on a seed input): a negative offset carried
+    /// the last day of year 9999 into year 10000, which parsed but did not format back.
+    #[test]
+    fn fuzz_an_offset_past_year_9999_is_rejected() {
+        let e = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999-23:59").unwrap_err();
+        assert_eq!(e.why, "after 9999-12-31T23:59:59.999Z");
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        assert_eq!(last, LAST_RFC3339);
+        assert_eq!(Timestamp::parse_rfc3339(&last.to_rfc3339()), Ok(last));
+        let east = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999+01:00").unwrap();
+        assert_eq!(Timestamp::parse_rfc3339(&east.to_rfc3339()), Ok(east));
     }
 
     #[test]
