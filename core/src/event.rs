@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{ContentDigest, EventId, EventIdError, EventKey, Fingerprint};
-use crate::time::Timestamp;
+use crate::time::{LAST_RFC3339, Timestamp};
 
 /// An event to deliver. Immutable once built, so every retry sends the same bytes.
 ///
@@ -50,7 +50,7 @@ pub enum EventError {
     /// A text field is empty, too long or holds a forbidden character.
     #[error("{field} is invalid: {why}")]
     Field {
-        /// The field (`type`, `content_type`, `metadata key`, `metadata[KEY]`).
+        /// The field (`type`, `content_type`, `metadata key`, `metadata[KEY]`, `occurred_at`).
         field: String,
         /// What is wrong.
         why: String,
@@ -121,6 +121,13 @@ impl ExternalEvent {
     }
 
     fn from_parts(parts: EventParts) -> Result<Self, EventError> {
+        if parts.occurred_at > LAST_RFC3339 {
+            // Its JSON form and the CloudEvents `ce-time` header are RFC 3339.
+            return Err(EventError::Field {
+                field: "occurred_at".to_owned(),
+                why: "after 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write".to_owned(),
+            });
+        }
         validate_text("type", &parts.event_type, false)?;
         validate_text("content_type", &parts.content_type, true)?;
         if parts.metadata.len() > Self::MAX_METADATA_ENTRIES {
@@ -264,7 +271,7 @@ impl EventBuilder {
         self.content_type = content_type.into();
         self
     }
-    /// When the event happened (required).
+    /// When the event happened (required; at most 9999-12-31T23:59:59.999Z).
     pub fn occurred_at(mut self, at: Timestamp) -> Self {
         self.occurred_at = Some(at);
         self
@@ -385,6 +392,24 @@ mod tests {
             b.build().unwrap_err(),
             EventError::TooManyMetadata { count: 65, max: 64 }
         );
+    }
+
+    /// Found by the `config_parse` fuzz target (on a seed input): an event built with an
+    /// `occurred_at` after year 9999 serialized to JSON that did not deserialize (and would
+    /// have sent a `ce-time` that is not RFC 3339).
+    #[test]
+    fn fuzz_occurred_at_after_year_9999_is_refused_so_json_round_trips() {
+        let e = ExternalEvent::builder("t")
+            .occurred_at(Timestamp::MAX)
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("occurred_at is invalid: after 9999-12-31"),
+            "{e}"
+        );
+        let last = ExternalEvent::builder("t").occurred_at(LAST_RFC3339).build().unwrap();
+        let json = serde_json::to_string(&last).unwrap();
+        assert_eq!(serde_json::from_str::<ExternalEvent>(&json).unwrap(), last);
     }
 
     #[test]
