@@ -80,9 +80,10 @@ impl Timestamp {
             return Err(err("too short for RFC 3339 (YYYY-MM-DDTHH:MM:SSZ)"));
         }
         let num = |r: std::ops::Range<usize>| -> Result<u64, TimestampError> {
-            let part = &s[r];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                Ok(part.parse().expect("all digits"))
+            // Bytes, not `&s[r]`: a multi-byte character may straddle the range.
+            let part = &b[r];
+            if part.iter().all(u8::is_ascii_digit) {
+                Ok(part.iter().fold(0, |n, c| n * 10 + u64::from(c - b'0')))
             } else {
                 Err(err("expected digits"))
             }
@@ -284,6 +285,21 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339(&last.to_rfc3339()), Ok(last));
         let east = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999+01:00").unwrap();
         assert_eq!(Timestamp::parse_rfc3339(&east.to_rfc3339()), Ok(east));
+    }
+
+    /// Found by the `config_parse` fuzz target: a multi-byte character ending inside a
+    /// numeric field (here the seconds) made the parser slice inside it and panic.
+    #[test]
+    fn fuzz_a_multibyte_character_in_a_number_is_an_error_not_a_panic() {
+        for s in [
+            "2024-02-29T23:59:5\u{fffd}9+01:00",
+            "2024-02-29T23:59:\u{e9}0Z",
+            "\u{e9}024-02-29T23:59:59Z",
+            "2024-02-29T23:59:59+0\u{e9}:00",
+        ] {
+            let e = Timestamp::parse_rfc3339(s).unwrap_err();
+            assert!(!e.why.is_empty(), "{s}");
+        }
     }
 
     #[test]
