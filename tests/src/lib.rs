@@ -9,4 +9,5 @@ pub mod conformance;
 pub mod fixtures;
 pub mod model;
 pub mod receiver;
+pub mod sim;
 pub mod warp;
