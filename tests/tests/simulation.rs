@@ -182,3 +182,109 @@ fn every_invariant_holds_under_seeded_faults() {
         assert!(totals.duplicates > 0, "{totals}");
     }
 }
+
+/// Regression tests for bugs the simulation found, each named after the seed that found
+/// it. Each replays its seed and also pins the bug down in a small scenario of its own,
+/// which keeps testing it if the seed's plan changes with the simulator.
+mod regressions {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use herald::core::{AttemptReport, BoxFuture, Change, EventKey, Observation};
+    use herald::transport::{AttemptRequest, Transport};
+    use herald::{DeliveryStatus, Herald, PortConfig, RetryPolicy};
+    use herald_store::faults::FaultyBackend;
+    use herald_store::{RedbOptions, RedbStore, Store};
+    use herald_tests::sim::check_seed;
+    use herald_tests::sim::executor::{Executor, SimRuntime};
+    use herald_tests::sim::rng::Rng;
+    use herald_tests::sim::world::{WALL_ORIGIN_MS, app_event};
+
+    use super::DEFAULT_EVENTS;
+
+    /// Answers 200 to everything.
+    struct Ok200;
+
+    impl Transport for Ok200 {
+        fn kind(&self) -> &'static str {
+            "ok"
+        }
+        fn attempt<'a>(&'a self, _: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport> {
+            Box::pin(async {
+                AttemptReport::new(Observation::Http {
+                    status: 200,
+                    retry_after: None,
+                })
+            })
+        }
+    }
+
+    /// A store left by a process that died with attempt 1 of `evt-1` in flight.
+    fn store_with_an_attempt_in_flight() -> (FaultyBackend, EventKey) {
+        let backend = FaultyBackend::default();
+        let store = RedbStore::open_with_backend(backend.clone(), "t", &RedbOptions::default()).unwrap();
+        let event = app_event(1, 0, 4096);
+        let at = herald::Timestamp::from_millis(WALL_ORIGIN_MS);
+        let key = event.key();
+        store
+            .commit(&[
+                ("p", Change::Accepted { event, at }),
+                (
+                    "p",
+                    Change::AttemptStarted {
+                        key,
+                        attempt: 1,
+                        at,
+                        deadline: at.saturating_add(Duration::from_secs(1)),
+                    },
+                ),
+            ])
+            .unwrap();
+        drop(store);
+        (backend, key)
+    }
+
+    /// Starts Herald on the simulated runtime; runs until it is up.
+    fn start(exec: &Executor, store: Arc<dyn Store>, policy: RetryPolicy) -> Herald {
+        start_port(exec, store, PortConfig::new("p", Ok200).policy(policy))
+    }
+
+    fn start_port(exec: &Executor, store: Arc<dyn Store>, port: PortConfig) -> Herald {
+        let runtime = SimRuntime::new(
+            exec.handle(),
+            1,
+            Instant::now(),
+            WALL_ORIGIN_MS + 60_000,
+            0,
+            (1, 1),
+            Arc::new(Mutex::new(Rng::new(1))),
+        );
+        let builder = Herald::builder().store(store).port(port);
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        exec.handle().spawn(1, async move {
+            *out.lock().unwrap() = Some(builder.start_on(runtime).await.unwrap());
+        });
+        exec.run_until(1_000, 10_000).unwrap();
+        slot.lock().unwrap().take().expect("started")
+    }
+
+    /// Seed 6: after a restart, the attempts found interrupted were recorded only when
+    /// something else woke the driver loop (a send, a due retry). An interrupted last
+    /// attempt (max_attempts reached: exhausted, no timer) stayed "pending, in flight" in
+    /// the store for good. Fix: the loop drains the restored engines before it first
+    /// sleeps.
+    #[test]
+    fn seed_6_attempts_interrupted_by_a_crash_are_recorded_at_start_without_a_wake_up() {
+        check_seed(6, DEFAULT_EVENTS).unwrap_or_else(|f| panic!("seed 6: {:?}", f.violations));
+        let (backend, key) = store_with_an_attempt_in_flight();
+        let store = Arc::new(RedbStore::open_with_backend(backend, "t", &RedbOptions::default()).unwrap());
+        let exec = Executor::new();
+        let _herald = start(&exec, store.clone(), RetryPolicy::default().max_attempts(1));
+        exec.run_until(60_000, 10_000).unwrap();
+        let h = store.history("p", key).unwrap().unwrap();
+        assert_eq!(h.record.status, DeliveryStatus::Exhausted, "{:?}", h.record);
+        assert_eq!(h.attempts.len(), 1);
+        assert_eq!(h.attempts[0].outcome.code, "interrupted");
+    }
+}

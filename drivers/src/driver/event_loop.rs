@@ -100,6 +100,9 @@ enum Wake {
 impl<R: Runtime> Driver<R> {
     pub(crate) async fn run(mut self) {
         info!(ports = self.ports.len(), "herald driver started");
+        // The restored engines may hold changes already (attempts found interrupted,
+        // deliveries due): commit them before the first sleep, which nothing might end.
+        self.round(Vec::new(), Vec::new()).await;
         loop {
             let mut commands = Vec::new();
             let mut finished = Vec::new();
