@@ -287,4 +287,29 @@ mod regressions {
         assert_eq!(h.attempts.len(), 1);
         assert_eq!(h.attempts[0].outcome.code, "interrupted");
     }
+
+    /// Seed 37: `shutdown` never returned while the disk failed. Each failed commit
+    /// restores the engines from the store; the restored engines hold the changes of the
+    /// restore (the interrupted attempts), which can never be committed, and the loop
+    /// waited for them to be drained before it stopped. Fix: the loop stops once nothing
+    /// is in flight; what the engines could not record, the next start derives again
+    /// from the store.
+    #[test]
+    fn seed_37_shutdown_returns_while_the_disk_fails() {
+        check_seed(37, DEFAULT_EVENTS).unwrap_or_else(|f| panic!("seed 37: {:?}", f.violations));
+        let (backend, _) = store_with_an_attempt_in_flight();
+        let store = Arc::new(RedbStore::open_with_backend(backend.clone(), "t", &RedbOptions::default()).unwrap());
+        let exec = Executor::new();
+        backend.fail_after(0);
+        let policy = RetryPolicy::fixed(vec![Duration::from_millis(500)]).max_attempts(5);
+        let herald = start(&exec, store, policy);
+        let done = Arc::new(Mutex::new(false));
+        let d = done.clone();
+        exec.handle().spawn(1, async move {
+            herald.shutdown(Duration::from_secs(1)).await;
+            *d.lock().unwrap() = true;
+        });
+        exec.run_until(exec.now_ms() + 30_000, 10_000).unwrap();
+        assert!(*done.lock().unwrap(), "shutdown did not return within 30 s");
+    }
 }
