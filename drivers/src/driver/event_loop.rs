@@ -7,7 +7,7 @@
 //! senders, publish status changes → start the attempts. Then sleep until the earliest
 //! engine timeout, a command or an attempt result.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,9 @@ pub(crate) struct PortState {
     /// At most the configured `max_in_flight` attempts run at once.
     running: Arc<async_lock::Semaphore>,
     pub(crate) on_status: Option<StatusHook>,
-    waiters: HashMap<EventKey, Vec<Reply<Option<DeliveryRecord>>>>,
+    /// Ordered, so that callers are answered in the same order on every run (a hash
+    /// map's order, seeded per process, showed in simulations when the loop stopped).
+    waiters: BTreeMap<EventKey, Vec<Reply<Option<DeliveryRecord>>>>,
 }
 
 impl PortState {
@@ -56,7 +58,7 @@ impl PortState {
             transport,
             running: Arc::new(async_lock::Semaphore::new(running as usize)),
             on_status,
-            waiters: HashMap::new(),
+            waiters: BTreeMap::new(),
         }
     }
 }
