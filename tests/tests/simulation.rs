@@ -359,4 +359,59 @@ mod regressions {
             assert_eq!(order(), first);
         }
     }
+
+    /// Answers 200 after `.1` ms of simulated time.
+    struct Slow(herald_tests::sim::executor::ExecHandle, u64);
+
+    impl Transport for Slow {
+        fn kind(&self) -> &'static str {
+            "slow"
+        }
+        fn attempt<'a>(&'a self, _: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport> {
+            let sleep = self.0.sleep_ms(self.1);
+            Box::pin(async move {
+                sleep.await;
+                AttemptReport::new(Observation::Http {
+                    status: 200,
+                    retry_after: None,
+                })
+            })
+        }
+    }
+
+    /// Seed 304 (and 312): the engine started twice `max_in_flight` attempts, to commit
+    /// the next starts while the current attempts ran; but an attempt's deadline runs from
+    /// its recorded start, so an attempt waiting for a running slot lost the wait from its
+    /// timeout. With a receiver answering well within the timeout, attempts timed out (a
+    /// duplicate at the receiver in a run without faults), or were recorded as timed out,
+    /// and exhausted, without ever being sent. Fix: the engine starts no more attempts
+    /// than may run.
+    #[test]
+    fn seed_304_an_attempt_waiting_for_a_slot_keeps_its_whole_timeout() {
+        check_seed(304, DEFAULT_EVENTS).unwrap_or_else(|f| panic!("seed 304: {:?}", f.violations));
+        check_seed(312, DEFAULT_EVENTS).unwrap_or_else(|f| panic!("seed 312: {:?}", f.violations));
+        let exec = Executor::new();
+        let store = Arc::new(RedbStore::in_memory().unwrap());
+        // Each answer takes 60% of the timeout; one attempt runs at a time.
+        let policy = RetryPolicy::default()
+            .attempt_timeout(Duration::from_secs(1))
+            .max_attempts(1);
+        let port = PortConfig::new("p", Slow(exec.handle(), 600))
+            .policy(policy)
+            .max_in_flight(1);
+        let herald = start_port(&exec, store.clone(), port);
+        let p = herald.port("p").unwrap();
+        let keys: Vec<EventKey> = (0..3).map(|n| app_event(n, 0, 4096).key()).collect();
+        for n in 0..3 {
+            let p = p.clone();
+            exec.handle().spawn(1, async move {
+                p.send(app_event(n, 0, 4096)).await.unwrap();
+            });
+        }
+        exec.run_until(exec.now_ms() + 60_000, 100_000).unwrap();
+        for key in keys {
+            let h = store.history("p", key).unwrap().unwrap();
+            assert_eq!(h.record.status, DeliveryStatus::Delivered, "{:?}", h.attempts);
+        }
+    }
 }

@@ -226,13 +226,13 @@ impl HeraldBuilder {
         let mut infos = Vec::with_capacity(self.ports.len());
         for p in self.ports {
             let name: Arc<str> = p.name.into();
-            // The engine may hold twice `max_in_flight` attempts started (durably
-            // recorded), while at most `max_in_flight` run at once (a semaphore in the
-            // driver): the next attempt's start is committed while the current ones run,
-            // so a commit's fsync never leaves an attempt slot idle.
+            // The engine starts no more attempts than may run at once. (It used to start
+            // twice as many, to commit the next starts while the current attempts ran;
+            // but an attempt's deadline runs from its recorded start, so one waiting for
+            // a running slot lost that wait from its timeout, and could time out, or be
+            // exhausted, without ever being sent: simulation seed 304.)
             let running = p.engine.max_in_flight;
-            let mut engine_config = p.engine.clone();
-            engine_config.max_in_flight = running.saturating_mul(2);
+            let engine_config = p.engine.clone();
             let (store2, name2, config) = (store.clone(), name.clone(), engine_config.clone());
             let engine = runtime
                 .unblock(move || -> Result<Engine, StartError> {
