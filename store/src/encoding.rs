@@ -17,7 +17,7 @@
 
 use herald_core::{
     AttemptOutcome, AttemptRecord, DeliveryRecord, DeliveryStatus, EventId, ExhaustedBy, ExternalEvent, FailureDetail,
-    Fingerprint, InFlight, OutcomeClass, ResponseExcerpt, Timestamp,
+    Fingerprint, InFlight, OutcomeClass, ResponseExcerpt, RetryPolicy, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +264,13 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<DeliveryRecord, String> {
                 "cycle base {} is above the attempt count {}",
                 r.cycle_base, r.attempts
             ))
+        } else if r.attempts > u32::MAX - RetryPolicy::MAX_ATTEMPTS_LIMIT {
+            // Attempt numbers only grow: the engine could not number the next cycle's
+            // attempts (and would overflow restoring it).
+            Err(format!(
+                "attempt count {} leaves no room for another cycle of attempts",
+                r.attempts
+            ))
         } else {
             Ok(r)
         }
@@ -427,6 +434,24 @@ mod tests {
                 let _ = decode_record(&m);
             }
         }
+    }
+
+    /// Found with the `store_decode` fuzz target's property (the engine restores any
+    /// decodable record without panicking) on a hand-made input: a damaged record with an
+    /// attempt count near `u32::MAX` decoded, and restoring it overflowed the next attempt
+    /// number.
+    #[test]
+    fn fuzz_an_attempt_count_without_room_for_a_cycle_is_refused() {
+        let mut buf = Vec::new();
+        let mut r = DeliveryRecord::accepted(&event(), Timestamp::from_millis(5));
+        r.attempts = u32::MAX;
+        r.cycle_base = u32::MAX;
+        encode_record(&r, &mut buf);
+        assert!(decode_record(&buf).unwrap_err().contains("no room"));
+        r.attempts = u32::MAX - RetryPolicy::MAX_ATTEMPTS_LIMIT;
+        r.cycle_base = r.attempts;
+        encode_record(&r, &mut buf);
+        assert_eq!(decode_record(&buf).unwrap(), r);
     }
 
     #[test]
