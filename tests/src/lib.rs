@@ -7,6 +7,7 @@
 pub mod combos;
 pub mod conformance;
 pub mod fixtures;
+pub mod fuzzing;
 pub mod model;
 pub mod receiver;
 pub mod sim;
