@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use herald_tests::sim::{Failure, Summary, check_seed};
+use herald_tests::sim::{Failure, Summary, check_seed, run_traced};
 
 /// Seeds of the bounded run (debug build, 2 cores: well under 30 s).
 const BOUNDED_SEEDS: u64 = 48;
@@ -120,7 +120,13 @@ fn every_invariant_holds_under_seeded_faults() {
     let events = env("HERALD_SIM_EVENTS").map_or(DEFAULT_EVENTS, |e| e as u32);
     if let Some(seed) = env("HERALD_SIM_SEED") {
         match check_seed(seed, events) {
-            Ok(s) => eprintln!("seed {seed} passed: {s:?}"),
+            Ok(s) => {
+                let path = std::env::temp_dir().join(format!("herald-sim-seed-{seed}.trace"));
+                if std::fs::write(&path, run_traced(seed, events).1.join("\n")).is_ok() {
+                    eprintln!("trace: {}", path.display());
+                }
+                eprintln!("seed {seed} passed: {s:?}");
+            }
             Err(f) => panic!("{}", report_failure(&f, events, 200)),
         }
         return;

@@ -49,6 +49,9 @@ struct State {
     /// A crash was requested from inside a task: stop polling at once.
     stop: bool,
     polls: u64,
+    /// Picks the next ready task at random (seeded) instead of first in, first out:
+    /// the interleavings of a multi-threaded runtime, reproducibly.
+    shuffle: Option<Rng>,
 }
 
 struct Shared {
@@ -127,6 +130,12 @@ impl Executor {
                 state: Mutex::new(State::default()),
             }),
         }
+    }
+
+    /// Polls ready tasks in a random order drawn from `seed` (`None`: first in, first
+    /// out).
+    pub fn shuffle(&self, seed: Option<u64>) {
+        self.shared.lock().shuffle = seed.map(Rng::new);
     }
 
     /// A weak handle for tasks (sleeping, spawning, reading the clock).

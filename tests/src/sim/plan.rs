@@ -201,12 +201,16 @@ pub struct Plan {
     pub downtime_ms: (u64, u64),
     /// Events the application sends (distinct ids).
     pub events: u32,
+    /// Ready tasks are polled in a seeded random order (else first in, first out).
+    pub shuffle: bool,
 }
 
 fn fast_policy(rng: &mut Rng) -> (RetryPolicy, u64) {
     let cap = rng.range(0, 10_000);
+    // Now and then a schedule that retries at once (zero delays are valid).
+    let hi = if rng.percent(20) { 2 } else { 3_000 };
     let schedule: Vec<Duration> = (0..rng.range(1, 4))
-        .map(|_| Duration::from_millis(rng.range(10, 3_000)))
+        .map(|_| Duration::from_millis(rng.range(0, hi)))
         .collect();
     let policy = RetryPolicy::fixed(schedule)
         .jitter(rng.pick(&[Jitter::None, Jitter::Full, Jitter::Equal]))
@@ -315,6 +319,7 @@ impl Plan {
             clock_step_ms: if rng.percent(50) { 5_000 } else { 3 * 3_600_000 },
             downtime_ms: (0, (max_gap / 2).max(max_timeout)),
             events,
+            shuffle: rng.percent(50),
         };
         plan.schedule(&mut rng, send_span, max_timeout);
         plan
