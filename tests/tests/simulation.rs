@@ -16,7 +16,7 @@ use std::time::Instant;
 use herald_tests::sim::{Failure, Summary, check_seed, run_traced};
 
 /// Seeds of the bounded run (debug build, 2 cores: well under 30 s).
-const BOUNDED_SEEDS: u64 = 48;
+const BOUNDED_SEEDS: u64 = 128;
 const DEFAULT_EVENTS: u32 = 24;
 
 fn env(name: &str) -> Option<u64> {
@@ -67,6 +67,11 @@ struct Totals {
     arrivals: u64,
     duplicates: u64,
     crashes: u64,
+    powerlosses: u64,
+    clock_steps: u64,
+    timeouts: u64,
+    interrupted: u64,
+    redrives: u64,
     shutdowns: u64,
     failed_commits: u64,
     commits: u64,
@@ -84,6 +89,11 @@ impl Totals {
         self.arrivals += s.arrivals;
         self.duplicates += s.duplicates;
         self.crashes += s.crashes;
+        self.powerlosses += s.powerlosses;
+        self.clock_steps += s.clock_steps;
+        self.timeouts += s.timeouts;
+        self.interrupted += s.interrupted;
+        self.redrives += s.redrives;
         self.shutdowns += s.shutdowns;
         self.failed_commits += s.failed_commits;
         self.commits += s.commits;
@@ -96,8 +106,9 @@ impl std::fmt::Display for Totals {
         write!(
             f,
             "{} seeds ({} without faults), {} sends ({} acknowledged), {} deliveries, {} attempts, \
-             {} arrivals at the receiver ({} duplicates after ambiguity), {} crashes, {} shutdowns, \
-             {} commits ({} failed), {:.1} simulated hours",
+             {} arrivals at the receiver ({} duplicates after ambiguity), {} timeouts, {} interrupted, \
+             {} crashes ({} mid-commit), {} clock steps, {} shutdowns, {} redrives, {} commits ({} failed), \
+             {:.1} simulated hours",
             self.seeds,
             self.fault_free,
             self.sends,
@@ -106,8 +117,13 @@ impl std::fmt::Display for Totals {
             self.attempts,
             self.arrivals,
             self.duplicates,
+            self.timeouts,
+            self.interrupted,
             self.crashes,
+            self.powerlosses,
+            self.clock_steps,
             self.shutdowns,
+            self.redrives,
             self.commits,
             self.failed_commits,
             self.sim_ms as f64 / 3_600_000.0
@@ -185,7 +201,14 @@ fn every_invariant_holds_under_seeded_faults() {
         assert!(totals.fault_free > 0, "{totals}");
         assert!(totals.crashes > 0 && totals.shutdowns > 0, "{totals}");
         assert!(totals.failed_commits > 0, "{totals}");
-        assert!(totals.duplicates > 0, "{totals}");
+        assert!(
+            totals.duplicates > 0 && totals.timeouts > 0 && totals.interrupted > 0,
+            "{totals}"
+        );
+        assert!(
+            totals.powerlosses > 0 && totals.clock_steps > 0 && totals.redrives > 0,
+            "{totals}"
+        );
     }
 }
 

@@ -36,6 +36,7 @@ pub(super) fn final_checks(plan: &Plan, store: &RedbStore, w: &mut WorldState) {
     let mut problems: Vec<String> = Vec::new();
     let mut deliveries = 0;
     let mut duplicates = 0;
+    let (mut timeouts, mut interrupted) = (0, 0);
     let store_hi = plan.store_latency_ms.1;
     for (pi, p) in plan.ports.iter().enumerate() {
         let records = match list_all(store, &p.name) {
@@ -139,6 +140,8 @@ pub(super) fn final_checks(plan: &Plan, store: &RedbStore, w: &mut WorldState) {
                 history.iter().map(|a| (a.attempt, a)).collect();
             for a in &history {
                 let code = a.outcome.code.as_str();
+                timeouts += u64::from(code == "timeout");
+                interrupted += u64::from(code == "interrupted");
                 let call = w.calls.get(&(pi, id.clone(), a.attempt));
                 // Invariant 4: delivered only after a success of this very attempt.
                 if a.outcome.class == OutcomeClass::Delivered {
@@ -284,6 +287,8 @@ pub(super) fn final_checks(plan: &Plan, store: &RedbStore, w: &mut WorldState) {
     }
     w.deliveries = deliveries;
     w.duplicates = duplicates;
+    w.timeouts = timeouts;
+    w.interrupted = interrupted;
     for p in problems {
         w.violation(p);
     }

@@ -74,6 +74,16 @@ pub struct Summary {
     pub duplicates: u64,
     /// Crashes (power losses included).
     pub crashes: u64,
+    /// Power losses in the middle of a commit.
+    pub powerlosses: u64,
+    /// Restarts with the wall clock stepped back or forward.
+    pub clock_steps: u64,
+    /// Attempts recorded as timed out.
+    pub timeouts: u64,
+    /// Attempts recorded as interrupted (crash or shutdown).
+    pub interrupted: u64,
+    /// Redrives that started a new cycle.
+    pub redrives: u64,
     /// Shutdowns.
     pub shutdowns: u64,
     /// Commits that failed.
@@ -124,6 +134,8 @@ struct Sim {
     queue_seq: u64,
     deferred: Vec<Action>,
     crashes: u64,
+    powerlosses: u64,
+    clock_steps: u64,
     shutdowns: u64,
 }
 
@@ -162,6 +174,8 @@ impl Sim {
             queue_seq: 0,
             deferred: Vec::new(),
             crashes: 0,
+            powerlosses: 0,
+            clock_steps: 0,
             shutdowns: 0,
         };
         for (at, a) in sim.plan.actions.clone() {
@@ -194,6 +208,7 @@ impl Sim {
     /// Runs the executor until simulated time `t`, handling crash requests on the way.
     fn run_to(&mut self, t: u64) -> Result<(), String> {
         while self.exec.run_until(t, MAX_POLLS_PER_INSTANT)? == Stopped::Requested {
+            self.powerlosses += 1;
             self.crash("power loss during a commit");
         }
         // Re-sends the application scheduled for itself.
@@ -495,6 +510,7 @@ impl Sim {
                             "redrive p{port} {eid} -> {:?}",
                             r.as_ref().map(|r| (r.status, r.cycle))
                         ));
+                        w.redrives += u64::from(r.is_ok());
                         if let Ok(r) = r
                             && (r.status.is_terminal() || r.cycle == 0)
                         {
@@ -533,7 +549,9 @@ impl Sim {
                 if self.inc.is_none() {
                     if self.plan.faults.clock {
                         let step = self.plan.clock_step_ms;
-                        self.offset_ms = self.rng.range(0, 2 * step) as i64 - step as i64;
+                        let offset = self.rng.range(0, 2 * step) as i64 - step as i64;
+                        self.clock_steps += u64::from(offset != self.offset_ms);
+                        self.offset_ms = offset;
                         self.max_offset_ms = self.max_offset_ms.max(self.offset_ms);
                     }
                     self.start()?;
@@ -758,7 +776,7 @@ pub fn run_traced(seed: u64, events: u32) -> (Result<Summary, Failure>, Vec<Stri
     };
     let result = sim.run();
     let sim_ms = sim.now();
-    let (crashes, shutdowns) = (sim.crashes, sim.shutdowns);
+    let (crashes, shutdowns, powerlosses, clock_steps) = (sim.crashes, sim.shutdowns, sim.powerlosses, sim.clock_steps);
     // Ends every task (and the reference cycles through them).
     if let Some(inc) = sim.inc.take() {
         sim.exec.kill(inc.id);
@@ -791,6 +809,11 @@ pub fn run_traced(seed: u64, events: u32) -> (Result<Summary, Failure>, Vec<Stri
         arrivals: w.arrivals.len() as u64,
         duplicates: w.duplicates,
         crashes,
+        powerlosses,
+        clock_steps,
+        timeouts: w.timeouts,
+        interrupted: w.interrupted,
+        redrives: w.redrives,
         shutdowns,
         failed_commits: w.failed_commits,
         commits: w.commits,

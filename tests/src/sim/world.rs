@@ -143,6 +143,12 @@ pub struct WorldState {
     pub deliveries: u64,
     /// Duplicates the receiver took (set by the final checks).
     pub duplicates: u64,
+    /// Attempts recorded as timed out / interrupted (set by the final checks).
+    pub timeouts: u64,
+    /// Attempts recorded as interrupted (set by the final checks).
+    pub interrupted: u64,
+    /// Redrives that started a new cycle.
+    pub redrives: u64,
 }
 
 /// The shared world.
@@ -174,6 +180,9 @@ impl World {
             resend_percent,
             deliveries: 0,
             duplicates: 0,
+            timeouts: 0,
+            interrupted: 0,
+            redrives: 0,
         })))
     }
 
