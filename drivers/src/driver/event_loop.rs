@@ -131,7 +131,12 @@ impl<R: Runtime> Driver<R> {
         // Later sends fail at once; commands already queued are answered, so that no
         // caller waits on a reply that would never come.
         self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
+        let commands = self.commands.clone();
+        let shutdown_replies = std::mem::take(&mut self.shutdown_replies);
+        // Release the store (and everything else) before anyone hears that the loop
+        // stopped: a caller may reopen the same file as soon as `shutdown` returns.
+        drop(self);
+        while let Ok(command) = commands.try_recv() {
             match command {
                 Command::Send { reply, .. } => answer(reply, Err(SendError::Closed)),
                 Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Closed)),
@@ -139,7 +144,7 @@ impl<R: Runtime> Driver<R> {
                 Command::Shutdown { reply, .. } => answer(reply, ()),
             }
         }
-        for reply in self.shutdown_replies.drain(..) {
+        for reply in shutdown_replies {
             answer(reply, ());
         }
         info!("herald driver stopped");
