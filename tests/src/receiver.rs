@@ -74,6 +74,8 @@ pub struct Receiver {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Tells the accept loop to stop, and hears when its listener is closed.
+    stop: Option<(async_channel::Sender<()>, std::sync::mpsc::Receiver<()>)>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -85,7 +87,14 @@ impl std::fmt::Debug for Receiver {
 }
 
 impl Drop for Receiver {
+    /// Closes the listening socket before returning, so that a connection attempted right
+    /// after the drop is refused (a simulated outage), not accepted by a listener that a
+    /// background shutdown has not closed yet and then reset.
     fn drop(&mut self) {
+        if let Some((stop, closed)) = self.stop.take() {
+            stop.close();
+            let _ = closed.recv_timeout(Duration::from_secs(5));
+        }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
@@ -124,25 +133,36 @@ impl Receiver {
             received: Vec::new(),
         }));
         let st = state.clone();
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
-            let listener = TcpListener::from_std(listener).expect("tokio listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(st.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+            let accept = async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| handle(st.clone(), req));
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            };
+            // The listener lives in `accept`, dropped at the end of this statement.
+            futures_lite::future::or(accept, async {
+                let _ = stop_rx.recv().await;
+            })
+            .await;
+            let _ = closed_tx.send(());
         });
         Receiver {
             addr,
             state,
             runtime: Some(runtime),
+            stop: Some((stop_tx, closed_rx)),
         }
     }
 
