@@ -92,6 +92,16 @@ impl PortConfig {
         ))
     }
 
+    /// A REST API port. Its classifier is the configuration's
+    /// ([`ApiConfig::classifier`](crate::transport::api::ApiConfig::classifier): configured
+    /// success codes count as delivered); a later [`Self::classifier`] call replaces it, so
+    /// start that one from the configuration's.
+    #[cfg(feature = "api")]
+    pub fn api(name: impl Into<String>, config: crate::transport::api::ApiConfig) -> Result<Self, ConfigError> {
+        let classifier = config.classifier();
+        Ok(Self::new(name, crate::transport::api::ApiTransport::new(config)?).classifier(classifier))
+    }
+
     /// The retry policy (validated when Herald starts).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.engine.policy = policy;

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
 
-#[cfg(feature = "webhook")]
+#[cfg(feature = "api")]
+pub mod api;
+#[cfg(any(feature = "webhook", feature = "api"))]
 mod http;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
-#[cfg(feature = "webhook")]
+#[cfg(any(feature = "webhook", feature = "api"))]
 pub use http::ssrf::{AddressClass, ForbiddenDestination, forbidden_class};
 
 /// One attempt to hand to a transport.
