@@ -2,6 +2,7 @@
 //! adds a [`TransportKind`] here and one test file with one `conformance_suite!` line.
 
 use herald::core::BoxFuture;
+use herald::transport::api::{ApiConfig, Method};
 use herald::transport::webhook::WebhookConfig;
 use herald::{Herald, HeraldBuilder, PortConfig, StartError};
 
@@ -10,6 +11,9 @@ use crate::receiver::Receiver;
 
 /// The Standard Webhooks test-vector secret, used by every webhook test.
 pub const TEST_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// The bearer token of every API test port; the receiver requires it.
+pub const TEST_BEARER_TOKEN: &str = "herald-test-token";
 
 /// The tokio driver.
 #[derive(Debug, Clone, Copy)]
@@ -82,5 +86,27 @@ impl TransportKind for Webhook {
             .expect("valid webhook config");
         receiver.verify_with(TEST_SECRET);
         PortConfig::webhook(name, config).expect("valid port")
+    }
+}
+
+/// REST API ports: `PUT /api/{type}/{id}` with a bearer token (the receiver requires it),
+/// the raw payload as the body, and the event id in `Idempotency-Key` (the receiver files
+/// requests under it).
+#[derive(Debug, Clone, Copy)]
+pub struct Api;
+
+impl TransportKind for Api {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+    fn port(&self, name: &str, receiver: &Receiver) -> PortConfig {
+        let config = ApiConfig::builder(&format!("http://127.0.0.1:{}/api/{{type}}/{{id}}", receiver.port()))
+            .method(Method::Put)
+            .bearer_token(TEST_BEARER_TOKEN)
+            .allow_private_network(true)
+            .build()
+            .expect("valid api config");
+        receiver.require_header("authorization", &format!("Bearer {TEST_BEARER_TOKEN}"));
+        PortConfig::api(name, config).expect("valid port")
     }
 }

@@ -1,6 +1,8 @@
 //! A real HTTP receiver for end-to-end tests: hyper on 127.0.0.1, answering by script,
 //! recording every request, and verifying Standard Webhooks signatures with its own
-//! implementation of the algorithm (independent of Herald's).
+//! implementation of the algorithm (independent of Herald's). It serves REST API ports too:
+//! without `webhook-id`, a request's id is its `idempotency-key`, and expected headers
+//! (e.g. `authorization`) can be required of every request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,8 +37,12 @@ pub enum Answer {
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Received {
-    /// `webhook-id`.
+    /// `webhook-id`, or `idempotency-key` when there is no `webhook-id` (API ports).
     pub id: String,
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The path and query as sent (still percent-encoded), e.g. `/hook` or `/api/a%2Fb?x=1`.
+    pub path: String,
     /// `webhook-timestamp`.
     pub timestamp: String,
     /// `content-type`.
@@ -65,6 +71,7 @@ pub type Script = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
 struct State {
     script: Script,
     secret: Option<Vec<u8>>,
+    required_headers: Vec<(String, String)>,
     received: Vec<Received>,
 }
 
@@ -130,6 +137,7 @@ impl Receiver {
         let state = Arc::new(Mutex::new(State {
             script,
             secret: None,
+            required_headers: Vec::new(),
             received: Vec::new(),
         }));
         let st = state.clone();
@@ -174,6 +182,12 @@ impl Receiver {
         self.lock().secret = Some(key);
     }
 
+    /// Requires `name: value` (name in lowercase) on every request; a request without it
+    /// gets 401, like a bad signature.
+    pub fn require_header(&self, name: &str, value: &str) {
+        self.lock().required_headers.push((name.to_owned(), value.to_owned()));
+    }
+
     /// Replaces the script.
     pub fn set_script(&self, script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) {
         self.lock().script = Arc::new(script);
@@ -194,7 +208,7 @@ impl Receiver {
         self.lock().received.clone()
     }
 
-    /// The requests carrying `webhook-id: id`.
+    /// The requests carrying `webhook-id: id` (or, without `webhook-id`, `idempotency-key: id`).
     pub fn received_for(&self, id: &str) -> Vec<Received> {
         self.lock().received.iter().filter(|r| r.id == id).cloned().collect()
     }
@@ -205,6 +219,11 @@ impl Receiver {
 }
 
 async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -228,8 +247,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
+    let id = match get("webhook-id") {
+        id if id.is_empty() => get("idempotency-key"),
+        id => id,
+    };
     let mut received = Received {
-        id: get("webhook-id"),
+        id,
+        method,
+        path,
         timestamp: get("webhook-timestamp"),
         content_type: get("content-type"),
         signature_ok: None,
@@ -249,8 +274,13 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             )
         });
         let before = st.received.iter().filter(|r| r.id == received.id).count();
+        let missing_header = st
+            .required_headers
+            .iter()
+            .any(|(name, value)| received.header(name) != Some(value.as_str()));
         let answer = match received.signature_ok {
             Some(false) => Answer::Status(401),
+            _ if missing_header => Answer::Status(401),
             _ => (st.script)(&received, before),
         };
         received.answer = answer.clone();
