@@ -1,7 +1,8 @@
 //! The REST API transport against a real HTTP/1.1 receiver (`herald_tests::receiver`, hyper
 //! on 127.0.0.1): what goes on the wire (method, templated path, body modes, credentials,
 //! idempotency header), what comes back as facts, how success codes and `Retry-After` shape
-//! a running port's outcomes, and which configurations are refused.
+//! a running port's outcomes, which configurations are refused, and the `herald` command
+//! with `kind = "api"`.
 #![cfg(feature = "api")]
 
 use std::time::Duration;
@@ -548,4 +549,84 @@ fn debug_output_holds_no_secret() {
         "{}",
         texts[0]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The `herald` command with an API port.
+// ---------------------------------------------------------------------------------------
+
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_herald_command_delivers_to_an_api_port_with_a_token_from_the_environment() {
+    let rx = Receiver::with_script(|_, n| {
+        if n == 0 {
+            Answer::Status(503)
+        } else {
+            Answer::Status(409)
+        }
+    })
+    .await;
+    rx.require_header("authorization", "Bearer from-the-env");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"store = "herald.redb"
+
+[ports.billing]
+kind = "api"
+url = "http://127.0.0.1:{port}/v1/{{type}}/{{id}}"
+method = "put"
+body = "json"
+bearer_token_env = "HERALD_API_CLI_TOKEN"
+success_codes = [200, 201, 409]
+idempotency_header = "X-Request-Id"
+headers = {{ "x-tenant" = "acme" }}
+allow_private_network = true
+timeout = "2s"
+
+[ports.billing.retry]
+schedule = ["50ms"]
+jitter = "none"
+max_attempts = 3
+"#,
+        port = rx.port()
+    );
+    std::fs::write(dir.path().join("herald.toml"), config).unwrap();
+    let herald = |args: &[&str], token: Option<&str>| {
+        let mut c = assert_cmd::Command::cargo_bin("herald").unwrap();
+        c.arg("--config")
+            .arg(dir.path().join("herald.toml"))
+            .args(args)
+            .env_remove("HERALD_API_CLI_TOKEN")
+            .timeout(Duration::from_secs(60));
+        if let Some(t) = token {
+            c.env("HERALD_API_CLI_TOKEN", t);
+        }
+        c
+    };
+
+    let line = r#"{"type":"invoice.paid","id":"inv/7","payload":{"amount":7},"occurred_at":"2026-01-02T03:04:05Z"}"#;
+    let out = herald(&["deliver"], Some("from-the-env"))
+        .write_stdin(line)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("from-the-env"), "the token is never printed: {text}");
+
+    // The receiver files requests by `idempotency-key`; this port sends `x-request-id`.
+    let got = rx.received();
+    assert_eq!(got.len(), 2, "one 503, then 409 = delivered");
+    assert_eq!(got[1].method, "PUT");
+    assert_eq!(got[1].path, "/v1/invoice.paid/inv%2F7");
+    assert_eq!(got[1].header("x-request-id"), Some("inv/7"));
+    assert_eq!(got[1].header("x-tenant"), Some("acme"));
+    let v: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(v["data"], serde_json::json!({"amount": 7}));
+
+    // Without the variable, the configuration is refused naming the key and the variable.
+    let out = herald(&["deliver"], None).write_stdin(line).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ports.billing.api.auth"), "{err}");
+    assert!(err.contains("HERALD_API_CLI_TOKEN"), "{err}");
 }

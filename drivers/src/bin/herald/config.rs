@@ -17,7 +17,22 @@
 //! jitter = "equal"                       # none | full | equal | decorrelated
 //! max_attempts = 5
 //! window = "24h"
+//!
+//! [ports.billing]
+//! kind = "api"
+//! url = "https://api.example.com/v1/{type}/{id}"   # {id} and {type}, percent-encoded, in path or query
+//! method = "PUT"                         # POST (default) | PUT | PATCH | DELETE | GET
+//! body = "json"                          # raw (default; the payload as is) | json (an envelope) | empty
+//! bearer_token_env = "BILLING_TOKEN"     # or bearer_token = "…", or basic_user = "…" with
+//!                                        #   basic_password = "…" / basic_password_env = "VAR"
+//! success_codes = [200, 201, 409]        # default: every 2xx; a 2xx outside the list fails
+//! idempotency_header = "Idempotency-Key" # the default; another name, or false for none
+//! headers = { "x-tenant" = "acme" }      # also: allow_private_network, timeout, retry, ...
 //! ```
+//!
+//! Keys of one kind are refused on a port of the other (`secret` on an API port, `method`
+//! on a webhook port), so a misplaced key is never silently ignored. Credentials read from
+//! the environment are read when the file is loaded; errors name the variable, never a value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +40,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use herald::core::Jitter;
+use herald::transport::api::{ApiConfig, Body, Method};
 use herald::transport::webhook::WebhookConfig;
 use herald::{ConfigError, PortConfig, RetryPolicy};
 use serde::Deserialize;
@@ -57,6 +73,53 @@ struct PortFile {
     payload_limit: Option<usize>,
     seed: Option<u64>,
     retry: Option<RetryFile>,
+    // API ports only.
+    method: Option<String>,
+    body: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_env: Option<String>,
+    basic_user: Option<String>,
+    basic_password: Option<String>,
+    basic_password_env: Option<String>,
+    success_codes: Option<Vec<u16>>,
+    idempotency_header: Option<IdempotencyHeaderFile>,
+}
+
+/// `idempotency_header = "Name"`, or `false` for none (`true` keeps the default).
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum IdempotencyHeaderFile {
+    Name(String),
+    Enabled(bool),
+}
+
+impl PortFile {
+    /// The keys set on this port that only the other kind reads.
+    fn foreign_keys(&self) -> Vec<&'static str> {
+        let webhook = [
+            ("secret", self.secret.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secrets", !self.secrets.is_empty()),
+            ("cloudevents_source", self.cloudevents_source.is_some()),
+        ];
+        let api = [
+            ("method", self.method.is_some()),
+            ("body", self.body.is_some()),
+            ("bearer_token", self.bearer_token.is_some()),
+            ("bearer_token_env", self.bearer_token_env.is_some()),
+            ("basic_user", self.basic_user.is_some()),
+            ("basic_password", self.basic_password.is_some()),
+            ("basic_password_env", self.basic_password_env.is_some()),
+            ("success_codes", self.success_codes.is_some()),
+            ("idempotency_header", self.idempotency_header.is_some()),
+        ];
+        let foreign: &[(&'static str, bool)] = match self.kind.as_str() {
+            "webhook" => &api,
+            "api" => &webhook,
+            _ => &[],
+        };
+        foreign.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect()
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -118,6 +181,16 @@ impl Config {
             let key = |k: &str| format!("ports.{name}.{k}");
             let policy = retry_policy(&p, &key).map_err(|(k, what)| at(&k, what))?;
             let max_attempts = policy.get_max_attempts();
+            if let Some(k) = p.foreign_keys().first() {
+                let other = if p.kind == "api" { "webhook" } else { "api" };
+                return Err(at(
+                    &key(k),
+                    format!(
+                        "only read on kind = \"{other}\" ports; this port is kind = {:?}",
+                        p.kind
+                    ),
+                ));
+            }
             let port = match p.kind.as_str() {
                 "webhook" => {
                     let url = p
@@ -144,11 +217,16 @@ impl Config {
                     let webhook = b.build().map_err(|e| named(path, &name, e))?;
                     PortConfig::webhook(name.clone(), webhook).map_err(|e| named(path, &name, e))?
                 }
-                "api" | "nats" | "amqp" => {
+                "api" => {
+                    let api = api_config(&p, &key).map_err(|(k, what)| at(&k, what))?;
+                    let api = api.map_err(|e| named(path, &name, e))?;
+                    PortConfig::api(name.clone(), api).map_err(|e| named(path, &name, e))?
+                }
+                "nats" | "amqp" => {
                     return Err(at(
                         &key("kind"),
                         format!(
-                            "{:?} transports are not in this build yet; available: \"webhook\"",
+                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\"",
                             p.kind
                         ),
                     ));
@@ -156,7 +234,7 @@ impl Config {
                 other => {
                     return Err(at(
                         &key("kind"),
-                        format!("unknown kind {other:?}; expected \"webhook\""),
+                        format!("unknown kind {other:?}; expected \"webhook\" or \"api\""),
                     ));
                 }
             };
@@ -194,6 +272,88 @@ fn named(path: &Path, port: &str, e: ConfigError) -> anyhow::Error {
         ConfigError::Invalid { field, reason } => anyhow!("{}: ports.{port}.{field}: {reason}", path.display()),
         other => anyhow!("{}: ports.{port}: {other}", path.display()),
     }
+}
+
+/// The API configuration of a port: file-level problems as `(key, what)`, the builder's
+/// verdict as a [`ConfigError`] (its field is `api.…`).
+fn api_config(p: &PortFile, key: &dyn Fn(&str) -> String) -> Result<Result<ApiConfig, ConfigError>, (String, String)> {
+    let url = p
+        .url
+        .as_deref()
+        .ok_or_else(|| (key("url"), "missing (an API port needs a url template)".to_owned()))?;
+    let mut b = ApiConfig::builder(url).allow_private_network(p.allow_private_network);
+    if let Some(m) = &p.method {
+        let method: Method = m.parse().map_err(|e: ConfigError| {
+            let reason = match e {
+                ConfigError::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            (key("method"), reason)
+        })?;
+        b = b.method(method);
+    }
+    if let Some(body) = &p.body {
+        b = b.body(match body.as_str() {
+            "raw" => Body::Raw,
+            "json" => Body::Json,
+            "empty" => Body::Empty,
+            other => {
+                return Err((
+                    key("body"),
+                    format!("unknown body {other:?}; expected \"raw\", \"json\" or \"empty\""),
+                ));
+            }
+        });
+    }
+    let bearer = p.bearer_token.is_some() || p.bearer_token_env.is_some();
+    let basic = p.basic_user.is_some() || p.basic_password.is_some() || p.basic_password_env.is_some();
+    if bearer && basic {
+        return Err((
+            key("bearer_token"),
+            "set a bearer token or basic credentials, not both".into(),
+        ));
+    }
+    match (&p.bearer_token, &p.bearer_token_env) {
+        (Some(_), Some(_)) => {
+            return Err((
+                key("bearer_token"),
+                "set bearer_token or bearer_token_env, not both".into(),
+            ));
+        }
+        (Some(t), None) => b = b.bearer_token(t),
+        (None, Some(var)) => b = b.bearer_token_env(var),
+        (None, None) => {}
+    }
+    match (&p.basic_user, &p.basic_password, &p.basic_password_env) {
+        (None, None, None) => {}
+        (None, _, _) => return Err((key("basic_user"), "missing (basic credentials need a user)".into())),
+        (Some(_), None, None) => {
+            return Err((
+                key("basic_password"),
+                "missing (set basic_password or basic_password_env)".into(),
+            ));
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err((
+                key("basic_password"),
+                "set basic_password or basic_password_env, not both".into(),
+            ));
+        }
+        (Some(user), Some(password), None) => b = b.basic_auth(user, password),
+        (Some(user), None, Some(var)) => b = b.basic_auth_password_env(user, var),
+    }
+    for (h, v) in &p.headers {
+        b = b.header(h, v);
+    }
+    if let Some(codes) = &p.success_codes {
+        b = b.success_codes(codes.iter().copied());
+    }
+    match &p.idempotency_header {
+        None | Some(IdempotencyHeaderFile::Enabled(true)) => {}
+        Some(IdempotencyHeaderFile::Enabled(false)) => b = b.idempotency_header(None),
+        Some(IdempotencyHeaderFile::Name(n)) => b = b.idempotency_header(Some(n)),
+    }
+    Ok(b.build())
 }
 
 fn duration(key: String, text: &str) -> Result<Duration, (String, String)> {
