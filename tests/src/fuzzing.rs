@@ -15,7 +15,7 @@
 //! Structured inputs are read with a small reader: little-endian integers and strings with
 //! a one-byte length. Past the end every read yields zero or an empty string, so every
 //! byte string is a valid input. [`TARGETS`] lists each target with hand-made seeds
-//! (`cargo test -p herald-tests --test fuzz_corpus -- --ignored` writes them to
+//! (`cargo run -p herald-tests --bin herald-fuzz-seeds` writes them to
 //! `fuzz/corpus/<name>/seed-*`).
 
 use std::collections::BTreeMap;
