@@ -34,6 +34,8 @@ struct Slot {
     /// `None` while the task is being polled.
     future: Option<TaskFuture>,
     queued: bool,
+    /// Polled before every other ready task once woken.
+    urgent: bool,
 }
 
 #[derive(Default)]
@@ -43,6 +45,8 @@ struct State {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     ready: VecDeque<(usize, u64)>,
+    /// Woken urgent tasks, polled first.
+    urgent: VecDeque<(usize, u64)>,
     timers: BTreeMap<(u64, u64), Waker>,
     next_seq: u64,
     next_generation: u64,
@@ -83,7 +87,11 @@ impl Wake for TaskWaker {
             && !slot.queued
         {
             slot.queued = true;
-            s.ready.push_back((self.index, self.generation));
+            if slot.urgent {
+                s.urgent.push_back((self.index, self.generation));
+            } else {
+                s.ready.push_back((self.index, self.generation));
+            }
         }
     }
 }
@@ -163,7 +171,18 @@ impl Executor {
                         s.stop = false;
                         return Ok(Stopped::Requested);
                     }
-                    let Some((index, generation)) = s.ready.pop_front() else {
+                    let s = &mut *s;
+                    let len = s.ready.len() as u64;
+                    let next = if !s.urgent.is_empty() {
+                        s.urgent.pop_front()
+                    } else if len > 1
+                        && let Some(rng) = s.shuffle.as_mut()
+                    {
+                        s.ready.swap_remove_back(rng.below(len) as usize)
+                    } else {
+                        s.ready.pop_front()
+                    };
+                    let Some((index, generation)) = next else {
                         break;
                     };
                     match s.slots.get_mut(index) {
@@ -273,6 +292,7 @@ impl Executor {
                 s.free.clear();
                 s.slots.clear();
                 s.ready.clear();
+                s.urgent.clear();
                 out
             };
             if dropped.is_empty() {
@@ -321,6 +341,18 @@ impl ExecHandle {
 
     /// Runs `future` as a task of `owner`.
     pub fn spawn(&self, owner: u32, future: impl Future<Output = ()> + Send + 'static) {
+        self.spawn_with(owner, false, future);
+    }
+
+    /// Runs `future` as a task of `owner` that, once woken, is polled before any other
+    /// ready task: an observer that must see the state at the moment it is woken (e.g.
+    /// what is still in flight when `shutdown` returns), not after the tasks woken with it
+    /// ran.
+    pub fn spawn_urgent(&self, owner: u32, future: impl Future<Output = ()> + Send + 'static) {
+        self.spawn_with(owner, true, future);
+    }
+
+    fn spawn_with(&self, owner: u32, urgent: bool, future: impl Future<Output = ()> + Send + 'static) {
         let Some(shared) = self.shared.upgrade() else { return };
         let mut s = shared.lock();
         let generation = s.next_generation;
@@ -330,6 +362,7 @@ impl ExecHandle {
             owner,
             future: Some(Box::pin(future)),
             queued: true,
+            urgent,
         };
         let index = match s.free.pop() {
             Some(i) => {
@@ -523,6 +556,47 @@ mod tests {
         }
         assert_eq!(exec.run_until(u64::MAX, 1000), Ok(Stopped::Idle));
         assert_eq!(*log.lock().unwrap(), [(1, 10), (3, 10), (2, 20), (0, 30)]);
+    }
+
+    fn poll_order(shuffle: Option<u64>) -> Vec<usize> {
+        let exec = Executor::new();
+        exec.shuffle(shuffle);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..16 {
+            let log = log.clone();
+            exec.handle().spawn(1, async move { log.lock().unwrap().push(i) });
+        }
+        exec.run_until(u64::MAX, 1000).unwrap();
+        Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_shuffled_executor_polls_in_a_seeded_order() {
+        assert_eq!(poll_order(None), (0..16).collect::<Vec<_>>());
+        assert_ne!(poll_order(Some(1)), poll_order(None));
+        assert_eq!(poll_order(Some(1)), poll_order(Some(1)));
+        assert_ne!(poll_order(Some(1)), poll_order(Some(2)));
+    }
+
+    #[test]
+    fn an_urgent_task_runs_before_the_tasks_woken_with_it() {
+        let exec = Executor::new();
+        let h = exec.handle();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for (i, urgent) in [(0, false), (1, true), (2, false)] {
+            let (h2, log) = (h.clone(), log.clone());
+            let task = async move {
+                h2.sleep_ms(10).await;
+                log.lock().unwrap().push(i);
+            };
+            if urgent {
+                h.spawn_urgent(1, task);
+            } else {
+                h.spawn(1, task);
+            }
+        }
+        exec.run_until(u64::MAX, 1000).unwrap();
+        assert_eq!(*log.lock().unwrap(), [1, 0, 2]);
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //! seed twice ([`check_seed`]) and comparing the hashes of the two traces.
 //!
 //! Half the seeds poll ready tasks in a seeded random order rather than first in, first
-//! out: the interleavings of a multi-threaded runtime, reproducibly (it is what caught a
-//! shutdown that returned while attempts were still running, in a mutation test).
+//! out: the interleavings of a multi-threaded runtime, reproducibly. The caller of
+//! `shutdown` is an urgent task: it looks at what is in flight the moment `shutdown`
+//! returns, before the tasks woken with it run (that is what catches a loop that stops
+//! while attempts still run, in a mutation test).
 //!
 //! Why one executor for the whole run, not one per process incarnation: the network and
 //! the receiver are outside the process, so a request on the wire still arrives after its
@@ -571,7 +573,9 @@ impl Sim {
             inc.id,
         );
         self.trace(format!("shutdown of incarnation {id}, grace {grace_ms} ms"));
-        self.spawn_app(async move {
+        // Urgent: it checks what is in flight the moment `shutdown` returns, before the
+        // tasks woken with it run (as a caller on another thread could).
+        self.handle().spawn_urgent(id, async move {
             herald.shutdown(Duration::from_millis(grace_ms)).await;
             let mut w = world.lock();
             let now = w.now();
