@@ -16,7 +16,7 @@ use std::time::Instant;
 use herald_tests::sim::{Failure, Summary, check_seed, run_traced};
 
 /// Seeds of the bounded run (debug build, 2 cores: well under 30 s).
-const BOUNDED_SEEDS: u64 = 128;
+const BOUNDED_SEEDS: u64 = 160;
 const DEFAULT_EVENTS: u32 = 24;
 
 fn env(name: &str) -> Option<u64> {
