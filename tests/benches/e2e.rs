@@ -158,6 +158,17 @@ fn policy() -> RetryPolicy {
 /// Senders: 64 tasks sending their share sequentially (each send awaits its commit).
 const SENDERS: usize = 64;
 
+/// Sender `s` of [`SENDERS`]: sends its share of the `n` events, each awaiting its
+/// durable acceptance, and notes when each was accepted.
+async fn send_share(port: herald::Port, s: usize, n: usize, body: Vec<u8>, sent: Arc<Mutex<Vec<(String, Instant)>>>) {
+    for i in (s..n).step_by(SENDERS) {
+        let e = event(i, &body);
+        let id = e.id().to_string();
+        port.send(e).await.unwrap();
+        sent.lock().unwrap().push((id, Instant::now()));
+    }
+}
+
 async fn herald_run(sink: &Sink, cell: Cell, n: usize, smol: bool) -> Sample {
     let dir = tempfile::tempdir().unwrap();
     let webhook = WebhookConfig::builder(&sink.url())
@@ -173,30 +184,17 @@ async fn herald_run(sink: &Sink, cell: Cell, n: usize, smol: bool) -> Sample {
     let body = vec![b'x'; cell.body];
     let sent = Arc::new(Mutex::new(Vec::with_capacity(n)));
     if smol {
-        // The smol driver on its own executor threads, like an application on smol.
+        // The smol driver on smol's global executor, in a thread of its own, like an application on smol.
         let (tx, rx) = std::sync::mpsc::channel();
         let sent2 = sent.clone();
         let start_at = Instant::now();
         std::thread::spawn(move || {
-            let ex = Arc::new(smol::Executor::new());
-            for _ in 0..2 {
-                let ex = ex.clone();
-                std::thread::spawn(move || smol::block_on(ex.run(smol::future::pending::<()>())));
-            }
             smol::block_on(async {
                 let herald = builder.start_smol().await.unwrap();
                 let port = herald.port("bench").unwrap();
                 let mut tasks = Vec::new();
                 for s in 0..SENDERS {
-                    let (port, body, sent) = (port.clone(), body.clone(), sent2.clone());
-                    tasks.push(smol::spawn(async move {
-                        for i in (s..n).step_by(SENDERS) {
-                            let e = event(i, &body);
-                            let id = e.id().to_string();
-                            port.send(e).await.unwrap();
-                            sent.lock().unwrap().push((id, Instant::now()));
-                        }
-                    }));
+                    tasks.push(smol::spawn(send_share(port.clone(), s, n, body.clone(), sent2.clone())));
                 }
                 for t in tasks {
                     t.await;
@@ -223,15 +221,7 @@ async fn herald_run(sink: &Sink, cell: Cell, n: usize, smol: bool) -> Sample {
     let start_at = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..SENDERS {
-        let (port, body, sent) = (port.clone(), body.clone(), sent.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in (s..n).step_by(SENDERS) {
-                let e = event(i, &body);
-                let id = e.id().to_string();
-                port.send(e).await.unwrap();
-                sent.lock().unwrap().push((id, Instant::now()));
-            }
-        }));
+        tasks.push(tokio::spawn(send_share(port.clone(), s, n, body.clone(), sent.clone())));
     }
     for t in tasks {
         t.await.unwrap();

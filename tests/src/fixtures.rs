@@ -1,16 +1,9 @@
 //! Events, times and policies shared by the tests.
 
-use std::time::Duration;
-
 use herald_core::{ExternalEvent, Timestamp};
 
 /// A fixed start time for tests: 2023-11-14T22:13:20Z.
 pub const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
-
-/// `T0` plus `ms` milliseconds.
-pub fn t0_plus(ms: u64) -> Timestamp {
-    T0.saturating_add(Duration::from_millis(ms))
-}
 
 /// An event with a caller-given id; `variant` changes its payload (a conflicting re-send).
 pub fn event(id: &str, variant: u8) -> ExternalEvent {

@@ -471,35 +471,7 @@ fn run_sequence(m: &mut CheckedEngine, ops: &[Op]) -> Result<(), Violation> {
             }
         }
     }
-    // Invariant 8 in the model: with faults over (a restart, then every attempt
-    // succeeds), every delivery ends.
-    m.crash_and_restore()?;
-    let mut rounds = 0;
-    loop {
-        for (key, attempt) in m.outstanding() {
-            let ok = Obs::Http {
-                status: 200,
-                retry_after: None,
-            };
-            m.report(key, attempt, report_of(&ok))?;
-        }
-        if !m.advance_to_next_timeout()? && m.outstanding().is_empty() {
-            break;
-        }
-        rounds += 1;
-        if rounds > 10_000 {
-            return Err(Violation("deliveries did not settle after faults stopped".into()));
-        }
-    }
-    for (key, r) in m.records() {
-        if !r.status.is_terminal() {
-            return Err(Violation(format!(
-                "{key:?} is still {:?} after faults stopped",
-                r.status
-            )));
-        }
-    }
-    Ok(())
+    m.settle_after_faults()
 }
 
 fn key_of(n: u8) -> EventKey {

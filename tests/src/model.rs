@@ -217,6 +217,33 @@ impl CheckedEngine {
         Ok(())
     }
 
+    /// Invariant 8 in the model: faults stop (one restart, then every attempt succeeds)
+    /// and every delivery must end.
+    pub fn settle_after_faults(&mut self) -> Result<(), Violation> {
+        self.crash_and_restore()?;
+        let success = || {
+            AttemptReport::new(Observation::Http {
+                status: 200,
+                retry_after: None,
+            })
+        };
+        for _ in 0..10_000 {
+            for (key, attempt) in self.outstanding() {
+                self.report(key, attempt, success())?;
+            }
+            if !self.advance_to_next_timeout()? && self.outstanding.is_empty() {
+                return match self.store.iter().find(|(_, r)| !r.status.is_terminal()) {
+                    Some((key, r)) => Err(Violation(format!(
+                        "{key:?} is still {:?} after faults stopped",
+                        r.status
+                    ))),
+                    None => Ok(()),
+                };
+            }
+        }
+        Err(Violation("deliveries did not settle after faults stopped".into()))
+    }
+
     /// Drains the outputs, applying persists to the model and checking every invariant.
     /// `success` is the attempt a successful report was just given for, if any.
     fn drain(&mut self, success: Option<(EventKey, u32)>) -> Result<(), Violation> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_core::{
     AttemptReport, Classifier, EngineConfig, EventId, Jitter, NetworkError, Observation, RetryAfter, RetryPolicy,
 };
-use herald_tests::fixtures::{T0, event, t0_plus};
+use herald_tests::fixtures::{T0, event};
 use herald_tests::model::{CheckedEngine, Violation};
 use proptest::prelude::*;
 
@@ -170,30 +170,7 @@ fn run(config: &EngineConfig, ops: &[Op]) -> Result<String, Violation> {
             }
         }
     }
-    // Liveness (invariant 8, in the model): with faults over, every delivery ends.
-    m.crash_and_restore()?;
-    let mut rounds = 0;
-    loop {
-        for (key, attempt) in m.outstanding() {
-            m.report(key, attempt, report_of(Obs::Http(200)))?;
-        }
-        if !m.advance_to_next_timeout()? && m.outstanding().is_empty() {
-            break;
-        }
-        rounds += 1;
-        if rounds > 10_000 {
-            return Err(Violation("deliveries did not settle after faults stopped".into()));
-        }
-    }
-    for (key, r) in m.records() {
-        if !r.status.is_terminal() {
-            return Err(Violation(format!(
-                "{key:?} is still {:?} after faults stopped",
-                r.status
-            )));
-        }
-    }
-    let _ = t0_plus(0);
+    m.settle_after_faults()?;
     Ok(m.trace().to_owned())
 }
 
