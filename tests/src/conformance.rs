@@ -17,7 +17,7 @@ use herald::{
 };
 
 use crate::fixtures::T0;
-use crate::receiver::{Answer, Receiver};
+use crate::receiver::{Answer, Received, Receiver, Script};
 
 /// How to start Herald on one runtime.
 pub trait DriverKind: Send + Sync + 'static {
@@ -33,6 +33,15 @@ pub trait TransportKind: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// A port named `name` delivering to `receiver`.
     fn port(&self, name: &str, receiver: &Receiver) -> PortConfig;
+    /// Starts a receiver answering by `script`, on `port` (0: any). HTTP by default; a
+    /// broker transport starts a front that reads the script as the broker's verdicts.
+    fn receiver(&self, port: u16, script: Script) -> Receiver {
+        Receiver::on_port_with(port, script)
+    }
+    /// The outcome code an attempt answered with the scripted `status` is recorded with.
+    fn outcome_code(&self, status: u16) -> String {
+        format!("http_{status}")
+    }
 }
 
 /// One driver × transport combination, plus a scratch directory for its stores.
@@ -116,6 +125,30 @@ impl Combo {
         (herald, port)
     }
 
+    /// A receiver of this combination's transport answering every message with success.
+    pub fn receiver_ok(&self) -> Receiver {
+        self.receiver(|_, _| Answer::Status(204))
+    }
+
+    /// A receiver of this combination's transport answering by `script`.
+    pub fn receiver(&self, script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) -> Receiver {
+        self.transport.receiver(0, Arc::new(script))
+    }
+
+    /// A receiver back on `port` after an outage.
+    pub fn receiver_on_port(
+        &self,
+        port: u16,
+        script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
+    ) -> Receiver {
+        self.transport.receiver(port, Arc::new(script))
+    }
+
+    /// The outcome code for a scripted status, in this transport's words.
+    pub fn code(&self, status: u16) -> String {
+        self.transport.outcome_code(status)
+    }
+
     fn ctx(&self, what: &str) -> String {
         format!("[{}] {what}", self.label())
     }
@@ -160,7 +193,7 @@ pub async fn sleep(d: Duration) {
 
 /// US1: an accepted event reaches the receiver once, signed, with its id and exact bytes.
 pub async fn accepted_event_is_delivered_once_with_its_id_and_bytes(c: &Combo) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let e = event("evt-accept");
     let accepted = port.send(e.clone()).await.expect("accepted");
@@ -183,14 +216,13 @@ pub async fn accepted_event_is_delivered_once_with_its_id_and_bytes(c: &Combo) {
 
 /// US2: 503s are retried with retry metadata until the receiver recovers.
 pub async fn retryable_failures_are_retried_until_delivered(c: &Combo) {
-    let receiver = Receiver::with_script(|_, n| {
+    let receiver = c.receiver(|_, n| {
         if n < 2 {
             Answer::Status(503)
         } else {
             Answer::Status(200)
         }
-    })
-    .await;
+    });
     let (herald, port) = c
         .one_port(&receiver, |p| {
             p.policy(fast_policy().attempt_timeout(Duration::from_secs(1)))
@@ -208,7 +240,7 @@ pub async fn retryable_failures_are_retried_until_delivered(c: &Combo) {
     assert_eq!(done.attempts_made, 3, "{}", c.ctx("three attempts"));
     let h = port.history(e.id()).await.unwrap().expect("history");
     let codes: Vec<&str> = h.attempts.iter().map(|a| a.outcome.code.as_str()).collect();
-    assert_eq!(codes, ["http_503", "http_503", "http_200"], "{}", c.ctx("history"));
+    assert_eq!(codes, [c.code(503), c.code(503), c.code(200)], "{}", c.ctx("history"));
     let numbers: Vec<u32> = h.attempts.iter().map(|a| a.attempt).collect();
     assert_eq!(numbers, [1, 2, 3]);
     herald.shutdown(Duration::from_secs(1)).await;
@@ -216,7 +248,7 @@ pub async fn retryable_failures_are_retried_until_delivered(c: &Combo) {
 
 /// US2 scenario 1: while failing, the status says Retrying with retry metadata.
 pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
+    let receiver = c.receiver(|_, _| Answer::Status(503));
     let slow = RetryPolicy::fixed(vec![Duration::from_secs(30)])
         .jitter(Jitter::None)
         .max_attempts(3);
@@ -225,7 +257,7 @@ pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
     port.send(e.clone()).await.expect("accepted");
     let s = until_retrying(c, &port, e.id()).await;
     let failure = s.last_failure.expect("failure detail");
-    assert_eq!(failure.code, "http_503", "{}", c.ctx("failure code"));
+    assert_eq!(failure.code, c.code(503), "{}", c.ctx("failure code"));
     assert!(failure.message.contains("503"));
     assert_eq!(
         (s.attempts_made, s.attempts_remaining),
@@ -240,7 +272,7 @@ pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
 
 /// US2 scenario 3: always failing ends Exhausted after exactly max attempts, with history.
 pub async fn always_failing_is_exhausted_after_exactly_max_attempts(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
+    let receiver = c.receiver(|_, _| Answer::Status(503));
     let (herald, port) = c.one_port(&receiver, |p| p.policy(fast_policy().max_attempts(3))).await;
     let e = event("evt-exhaust");
     port.send(e.clone()).await.expect("accepted");
@@ -254,13 +286,13 @@ pub async fn always_failing_is_exhausted_after_exactly_max_attempts(c: &Combo) {
     );
     let h = port.history(e.id()).await.unwrap().unwrap();
     assert_eq!(h.attempts.len(), 3);
-    assert_eq!(done.last_failure.unwrap().code, "http_503");
+    assert_eq!(done.last_failure.unwrap().code, c.code(503));
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
 /// Edge case: 400 fails permanently after exactly one attempt.
 pub async fn a_bad_request_fails_after_exactly_one_attempt(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Status(400)).await;
+    let receiver = c.receiver(|_, _| Answer::Status(400));
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let e = event("evt-400");
     port.send(e.clone()).await.expect("accepted");
@@ -274,14 +306,14 @@ pub async fn a_bad_request_fails_after_exactly_one_attempt(c: &Combo) {
         c.ctx("one attempt only")
     );
     let f = done.last_failure.unwrap();
-    assert_eq!(f.code, "http_400");
+    assert_eq!(f.code, c.code(400));
     assert!(f.message.contains("Bad Request"), "{}", f.message);
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
 /// Edge case: a slow receiver times out (retryable), then delivery succeeds.
 pub async fn a_timeout_is_retried(c: &Combo) {
-    let receiver = Receiver::with_script(|_, n| if n == 0 { Answer::Hang } else { Answer::Status(204) }).await;
+    let receiver = c.receiver(|_, n| if n == 0 { Answer::Hang } else { Answer::Status(204) });
     let policy = fast_policy().attempt_timeout(Duration::from_millis(300));
     let (herald, port) = c.one_port(&receiver, |p| p.policy(policy)).await;
     let e = event("evt-timeout");
@@ -306,7 +338,7 @@ pub async fn a_timeout_is_retried(c: &Combo) {
 /// US2: a refused connection is retried, and the event is delivered once the receiver is
 /// back on its port.
 pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Combo) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let port_number = receiver.port();
     let (herald, port) = c
         .one_port(&receiver, |p| p.policy(fast_policy().max_attempts(50)))
@@ -321,7 +353,7 @@ pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Comb
         "{}",
         c.ctx("refused is a connect error")
     );
-    let back = Receiver::on_port(port_number, |_, _| Answer::Status(204)).await;
+    let back = c.receiver_on_port(port_number, |_, _| Answer::Status(204));
     let done = settle(c, &port, e.id()).await;
     assert_eq!(
         done.status,
@@ -335,14 +367,13 @@ pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Comb
 
 /// US4: every attempt carries the same id and the same bytes.
 pub async fn every_attempt_carries_the_same_id_and_bytes(c: &Combo) {
-    let receiver = Receiver::with_script(|_, n| {
+    let receiver = c.receiver(|_, n| {
         if n < 3 {
             Answer::Status(500)
         } else {
             Answer::Status(200)
         }
-    })
-    .await;
+    });
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let e = event("evt-same");
     port.send(e.clone()).await.expect("accepted");
@@ -356,7 +387,7 @@ pub async fn every_attempt_carries_the_same_id_and_bytes(c: &Combo) {
 /// US4 scenarios 3–4 and FR-004: a re-send is one delivery; a content-derived id is stable;
 /// the same id with other content is a conflict.
 pub async fn resending_is_idempotent_and_conflicts_are_refused(c: &Combo) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let derived = || {
         ExternalEvent::builder("invoice.paid")
@@ -400,7 +431,7 @@ pub async fn resending_is_idempotent_and_conflicts_are_refused(c: &Combo) {
 
 /// Edge case: an oversized payload is refused at send with limit and size; nothing is sent.
 pub async fn an_oversized_payload_is_refused_before_any_attempt(c: &Combo) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let (herald, port) = c.one_port(&receiver, |p| p.payload_limit(64)).await;
     let big = ExternalEvent::builder("t")
         .id("evt-big")
@@ -425,7 +456,7 @@ pub async fn an_oversized_payload_is_refused_before_any_attempt(c: &Combo) {
 /// Restart: events accepted while the receiver is down are delivered by the next instance,
 /// and the earlier failed attempts stay in the history.
 pub async fn a_restart_delivers_what_the_previous_instance_accepted(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
+    let receiver = c.receiver(|_, _| Answer::Status(503));
     let store = c.new_store();
     let slow = RetryPolicy::fixed(vec![Duration::from_millis(200)])
         .jitter(Jitter::None)
@@ -453,7 +484,7 @@ pub async fn a_restart_delivers_what_the_previous_instance_accepted(c: &Combo) {
         );
         let h = port.history(&id).await.unwrap().unwrap();
         assert!(h.attempts.len() >= 2, "{}", c.ctx("history kept across the restart"));
-        assert_eq!(h.attempts[0].outcome.code, "http_503");
+        assert_eq!(h.attempts[0].outcome.code, c.code(503));
     }
     herald.shutdown(Duration::from_secs(1)).await;
 }
@@ -461,7 +492,7 @@ pub async fn a_restart_delivers_what_the_previous_instance_accepted(c: &Combo) {
 /// Graceful shutdown with slow attempts: when it returns nothing is in flight, and the
 /// next instance finishes the work; the cut attempt is in the history as interrupted.
 pub async fn shutdown_leaves_nothing_in_flight_and_the_next_start_resumes(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Slow(Duration::from_secs(5), 200)).await;
+    let receiver = c.receiver(|_, _| Answer::Slow(Duration::from_secs(5), 200));
     let store = c.new_store();
     let policy = fast_policy().attempt_timeout(Duration::from_secs(10));
     let herald = c
@@ -525,7 +556,7 @@ pub async fn a_thousand_concurrent_sends_complete_and_status_stays_fast(
     c: &Combo,
     spawn: &dyn Fn(BoxFuture<'static, ()>),
 ) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let (herald, port) = c.one_port(&receiver, |p| p.max_in_flight(64)).await;
     port.send(event("evt-probe")).await.expect("accepted");
     let (tx, rx) = async_channel::unbounded();
@@ -561,8 +592,8 @@ pub async fn a_thousand_concurrent_sends_complete_and_status_stays_fast(
 
 /// Edge case: one event on two ports is tracked independently.
 pub async fn two_ports_track_the_same_event_independently(c: &Combo) {
-    let good = Receiver::start().await;
-    let bad = Receiver::with_script(|_, _| Answer::Status(503)).await;
+    let good = c.receiver_ok();
+    let bad = c.receiver(|_, _| Answer::Status(503));
     let store = c.new_store();
     let herald = c
         .start(
@@ -596,7 +627,7 @@ pub async fn two_ports_track_the_same_event_independently(c: &Combo) {
 
 /// Redrive: an exhausted delivery is sent again as a new cycle with growing attempt numbers.
 pub async fn redrive_sends_an_exhausted_event_again(c: &Combo) {
-    let receiver = Receiver::with_script(|_, _| Answer::Status(503)).await;
+    let receiver = c.receiver(|_, _| Answer::Status(503));
     let (herald, port) = c.one_port(&receiver, |p| p.policy(fast_policy().max_attempts(2))).await;
     let e = event("evt-redrive");
     port.send(e.clone()).await.unwrap();
@@ -636,7 +667,7 @@ pub async fn redrive_sends_an_exhausted_event_again(c: &Combo) {
 
 /// FR-001/SC-001: domain code uses the port as `Arc<dyn IntegrationPort>`.
 pub async fn the_port_works_behind_dyn_integration_port(c: &Combo) {
-    let receiver = Receiver::start().await;
+    let receiver = c.receiver_ok();
     let (herald, port) = c.one_port(&receiver, |p| p).await;
     let dynport: Arc<dyn IntegrationPort> = Arc::new(port.clone());
     let e = event("evt-dyn");

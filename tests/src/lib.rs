@@ -4,6 +4,7 @@
 //! combination runs.
 #![forbid(unsafe_code)]
 
+pub mod brokers;
 pub mod combos;
 pub mod conformance;
 pub mod fixtures;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use herald::core::BoxFuture;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -79,6 +80,7 @@ struct State {
 /// serves tests of any driver. Stops when dropped.
 pub struct Receiver {
     addr: SocketAddr,
+    destination: String,
     state: Arc<Mutex<State>>,
     runtime: Option<tokio::runtime::Runtime>,
     /// Tells the accept loop to stop, and hears when its listener is closed.
@@ -126,7 +128,30 @@ impl Receiver {
         Self::on_listener(listener, Arc::new(script))
     }
 
+    /// Starts an HTTP receiver answering by `script` on `port` (0: any free port).
+    pub fn on_port_with(port: u16, script: Script) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver's port");
+        Self::on_listener(listener, script)
+    }
+
     fn on_listener(listener: std::net::TcpListener, script: Script) -> Self {
+        Self::with_front(listener, script, String::new(), |listener, peer| {
+            Box::pin(serve_http(listener, peer))
+        })
+    }
+
+    /// Starts a receiver whose requests arrive through `front` instead of HTTP: a front
+    /// owns `listener` (the receiver's address, e.g. a proxy to a broker) and hands every
+    /// message it sees to [`Peer::answer`], which records it and returns the scripted
+    /// answer. `destination` is what the front's transport must be configured with (a
+    /// subject, an exchange), see [`Receiver::destination`]. The front runs on the
+    /// receiver's own runtime; dropping the receiver stops it and every task it spawned.
+    pub fn with_front(
+        listener: std::net::TcpListener,
+        script: Script,
+        destination: String,
+        front: impl FnOnce(TcpListener, Peer) -> BoxFuture<'static, ()> + Send + 'static,
+    ) -> Self {
         let addr = listener.local_addr().expect("local addr");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -140,27 +165,13 @@ impl Receiver {
             required_headers: Vec::new(),
             received: Vec::new(),
         }));
-        let st = state.clone();
+        let peer = Peer { state: state.clone() };
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let (closed_tx, closed_rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
-            let accept = async move {
-                let listener = TcpListener::from_std(listener).expect("tokio listener");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let st = st.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| handle(st.clone(), req));
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            };
-            // The listener lives in `accept`, dropped at the end of this statement.
-            futures_lite::future::or(accept, async {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            // The listener lives in the front, dropped at the end of this statement.
+            futures_lite::future::or(front(listener, peer), async {
                 let _ = stop_rx.recv().await;
             })
             .await;
@@ -168,6 +179,7 @@ impl Receiver {
         });
         Receiver {
             addr,
+            destination,
             state,
             runtime: Some(runtime),
             stop: Some((stop_tx, closed_rx)),
@@ -198,6 +210,12 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// What a transport is configured with to reach this receiver besides its address
+    /// (a subject, an exchange); empty for HTTP.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
@@ -215,6 +233,89 @@ impl Receiver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The HTTP front: hyper/1 on every accepted connection.
+async fn serve_http(listener: TcpListener, peer: Peer) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let st = peer.state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(st.clone(), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The recording and scripting half of a [`Receiver`], for fronts that are not HTTP.
+#[derive(Clone)]
+pub struct Peer {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// Records `received` and returns the scripted answer for it (required headers are
+    /// checked as for HTTP: a missing one is answered `401`).
+    pub fn answer(&self, mut received: Received) -> Answer {
+        let mut st = self.lock();
+        let before = st.received.iter().filter(|r| r.id == received.id).count();
+        let missing_header = st
+            .required_headers
+            .iter()
+            .any(|(name, value)| received.header(name) != Some(value.as_str()));
+        let answer = match received.signature_ok {
+            Some(false) => Answer::Status(401),
+            _ if missing_header => Answer::Status(401),
+            _ => (st.script)(&received, before),
+        };
+        received.answer = answer.clone();
+        st.received.push(received);
+        answer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a broker front does with a scripted [`Answer`]: the HTTP-shaped script read as a
+/// broker's verdict, so that one script serves every transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Confirm the message (a 2xx; 3xx too, brokers have no redirects).
+    Accept,
+    /// A failure the broker says may pass (a 429 or 5xx), with the scripted status.
+    Retryable(u16),
+    /// A failure that will not pass (any other 4xx), with the scripted status.
+    Permanent(u16),
+    /// No answer at all.
+    Never,
+}
+
+impl Answer {
+    /// How long to wait before answering, and what to answer.
+    pub fn verdict(&self) -> (Duration, Verdict) {
+        let of = |s: u16| match s {
+            429 | 500.. => Verdict::Retryable(s),
+            400..=499 => Verdict::Permanent(s),
+            _ => Verdict::Accept,
+        };
+        match *self {
+            Answer::Status(s) | Answer::RetryAfter(s, _) => (Duration::ZERO, of(s)),
+            Answer::Slow(d, s) => (d, of(s)),
+            Answer::Hang => (Duration::ZERO, Verdict::Never),
+        }
     }
 }
 
@@ -262,31 +363,17 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         body,
         answer: Answer::Status(0),
     };
-    let answer = {
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        received.signature_ok = st.secret.as_ref().map(|key| {
-            verify_signature(
-                key,
-                &received.id,
-                &received.timestamp,
-                &received.body,
-                &get("webhook-signature"),
-            )
-        });
-        let before = st.received.iter().filter(|r| r.id == received.id).count();
-        let missing_header = st
-            .required_headers
-            .iter()
-            .any(|(name, value)| received.header(name) != Some(value.as_str()));
-        let answer = match received.signature_ok {
-            Some(false) => Answer::Status(401),
-            _ if missing_header => Answer::Status(401),
-            _ => (st.script)(&received, before),
-        };
-        received.answer = answer.clone();
-        st.received.push(received);
-        answer
-    };
+    let peer = Peer { state };
+    received.signature_ok = peer.lock().secret.as_ref().map(|key| {
+        verify_signature(
+            key,
+            &received.id,
+            &received.timestamp,
+            &received.body,
+            &get("webhook-signature"),
+        )
+    });
+    let answer = peer.answer(received);
     let status = match answer {
         Answer::Status(s) => s,
         Answer::RetryAfter(s, ref v) => {

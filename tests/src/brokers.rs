@@ -1,0 +1,71 @@
+//! Real brokers for transport tests: where they are, whether a test may skip when one is
+//! down, and a TCP proxy that stands in for a broker's address so a test can cut it.
+//!
+//! A test that needs a broker calls [`require`] first: when the broker is unreachable it
+//! prints why and returns `None` (the test returns early), unless `HERALD_REQUIRE_BROKERS=1`
+//! (set by `.ci/run`), which turns the skip into a failure.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// NATS with JetStream on this machine.
+pub const NATS: &str = "127.0.0.1:4222";
+/// RabbitMQ on this machine (guest/guest).
+pub const RABBITMQ: &str = "127.0.0.1:5672";
+
+/// Whether a missing broker fails the test instead of skipping it.
+pub fn brokers_required() -> bool {
+    std::env::var("HERALD_REQUIRE_BROKERS").is_ok_and(|v| v == "1")
+}
+
+/// The broker's address when it accepts connections. Otherwise prints the reason and
+/// returns `None`, or panics when `HERALD_REQUIRE_BROKERS=1`.
+pub fn require(name: &str, addr: &str) -> Option<SocketAddr> {
+    let parsed: SocketAddr = addr.parse().expect("a socket address");
+    match std::net::TcpStream::connect_timeout(&parsed, Duration::from_secs(2)) {
+        Ok(_) => Some(parsed),
+        Err(e) if brokers_required() => {
+            panic!("{name} at {addr} is unreachable ({e}) and HERALD_REQUIRE_BROKERS=1")
+        }
+        Err(e) => {
+            eprintln!("skipping: {name} at {addr} is unreachable ({e}); set HERALD_REQUIRE_BROKERS=1 to fail instead");
+            None
+        }
+    }
+}
+
+/// A unique name for a test's stream, subject, exchange or queue.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Forwards every connection accepted on `listener` to `upstream`, byte for byte, until
+/// the future is dropped (which closes the listener and every forwarded connection: the
+/// broker looks gone to the client).
+pub async fn forward(listener: TcpListener, upstream: SocketAddr) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        connections.spawn(async move {
+            if let Ok(mut server) = TcpStream::connect(upstream).await {
+                let _ = server.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
