@@ -3,11 +3,12 @@
 
 use herald::core::BoxFuture;
 use herald::transport::api::{ApiConfig, Method};
+use herald::transport::nats::NatsConfig;
 use herald::transport::webhook::WebhookConfig;
 use herald::{Herald, HeraldBuilder, PortConfig, StartError};
 
 use crate::conformance::{DriverKind, TransportKind};
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, Script};
 
 /// The Standard Webhooks test-vector secret, used by every webhook test.
 pub const TEST_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -108,5 +109,35 @@ impl TransportKind for Api {
             .expect("valid api config");
         receiver.require_header("authorization", &format!("Bearer {TEST_BEARER_TOKEN}"));
         PortConfig::api(name, config).expect("valid port")
+    }
+}
+
+/// NATS JetStream ports publishing to `<receiver subject prefix>.{type}` through the
+/// receiver's proxy; the receiver is a scripted JetStream ([`crate::nats_front`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Nats;
+
+impl TransportKind for Nats {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+    fn port(&self, name: &str, receiver: &Receiver) -> PortConfig {
+        let config = NatsConfig::builder(&format!("nats://127.0.0.1:{}", receiver.port()))
+            .subject(&format!("{}.{{type}}", receiver.destination()))
+            .build()
+            .expect("valid nats config");
+        PortConfig::nats(name, config).expect("valid port")
+    }
+    fn receiver(&self, port: u16, script: Script) -> Receiver {
+        crate::nats_front::start(port, script)
+    }
+    fn available(&self) -> bool {
+        crate::brokers::require("NATS", crate::brokers::NATS).is_some()
+    }
+    fn outcome_code(&self, status: u16) -> String {
+        match status {
+            200..=299 => "acknowledged".to_owned(),
+            other => format!("jetstream_{other}"),
+        }
     }
 }

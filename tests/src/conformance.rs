@@ -38,6 +38,11 @@ pub trait TransportKind: Send + Sync + 'static {
     fn receiver(&self, port: u16, script: Script) -> Receiver {
         Receiver::on_port_with(port, script)
     }
+    /// Whether the transport's peer can be reached; a broker transport prints why not and
+    /// returns false (the scenario is skipped), or fails under `HERALD_REQUIRE_BROKERS=1`.
+    fn available(&self) -> bool {
+        true
+    }
     /// The outcome code an attempt answered with the scripted `status` is recorded with.
     fn outcome_code(&self, status: u16) -> String {
         format!("http_{status}")
@@ -142,6 +147,11 @@ impl Combo {
         script: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static,
     ) -> Receiver {
         self.transport.receiver(port, Arc::new(script))
+    }
+
+    /// Whether the scenario can run (see [`TransportKind::available`]).
+    pub fn available(&self) -> bool {
+        self.transport.available()
     }
 
     /// The outcome code for a scripted status, in this transport's words.
@@ -307,7 +317,7 @@ pub async fn a_bad_request_fails_after_exactly_one_attempt(c: &Combo) {
     );
     let f = done.last_failure.unwrap();
     assert_eq!(f.code, c.code(400));
-    assert!(f.message.contains("Bad Request"), "{}", f.message);
+    assert!(f.message.contains("400"), "{}", f.message);
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -344,6 +354,8 @@ pub async fn a_refused_connection_is_retried_until_the_receiver_is_back(c: &Comb
         .one_port(&receiver, |p| p.policy(fast_policy().max_attempts(50)))
         .await;
     drop(receiver);
+    // Clients that hold a connection (brokers) see it close a moment after the drop.
+    sleep(Duration::from_millis(200)).await;
     let e = event("evt-refused");
     port.send(e.clone()).await.expect("accepted");
     let s = until_retrying(c, &port, e.id()).await;
@@ -710,6 +722,9 @@ macro_rules! conformance_suite {
         #[test]
         fn a_thousand_concurrent_sends_complete_and_status_stays_fast() {
             let combo = $combo;
+            if !combo.available() {
+                return;
+            }
             $block_on(async move {
                 $crate::conformance::a_thousand_concurrent_sends_complete_and_status_stays_fast(&combo, &$spawn).await
             });
@@ -720,6 +735,9 @@ macro_rules! conformance_suite {
             #[test]
             fn $name() {
                 let combo = $combo;
+                if !combo.available() {
+                    return;
+                }
                 $block_on(async move { $crate::conformance::$name(&combo).await });
             }
         )*

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
+pub mod nats_front;
 pub mod receiver;
 pub mod sim;
 pub mod warp;

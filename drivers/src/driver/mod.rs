@@ -102,6 +102,12 @@ impl PortConfig {
         Ok(Self::new(name, crate::transport::api::ApiTransport::new(config)?).classifier(classifier))
     }
 
+    /// A NATS JetStream port.
+    #[cfg(feature = "nats")]
+    pub fn nats(name: impl Into<String>, config: crate::transport::nats::NatsConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(name, crate::transport::nats::NatsTransport::new(config)?))
+    }
+
     /// The retry policy (validated when Herald starts).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.engine.policy = policy;

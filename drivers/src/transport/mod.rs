@@ -9,6 +9,8 @@ use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
 pub mod api;
 #[cfg(any(feature = "webhook", feature = "api"))]
 mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

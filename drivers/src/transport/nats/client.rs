@@ -1,0 +1,295 @@
+//! [`NatsTransport`]: one NATS connection per destination, opened at the first attempt and
+//! kept (the client reconnects by itself), publishing each event to JetStream and waiting
+//! for the stream's ack.
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use herald_core::{AttemptReport, BoxFuture, ExternalEvent, NetworkError, Observation};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::config::{Credentials, NatsConfig};
+use crate::error::ConfigError;
+use crate::transport::{AttemptRequest, Transport};
+
+/// The header JetStream de-duplicates on, within the stream's duplicate window.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// How long an attempt waits at most for a (re)connection before reporting a connect error:
+/// long enough for a first connect, short enough that a down server does not hold every
+/// in-flight slot for a whole attempt timeout.
+const CONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// Publishes events to NATS JetStream with `Nats-Msg-Id` = event id, so a retried publish
+/// the stream already holds is acknowledged as a duplicate instead of stored twice.
+///
+/// The client is async-nats, which needs a tokio context: under tokio it uses the running
+/// runtime; under smol or another executor, the attempt runs in a shared one-thread tokio
+/// runtime (async-compat), where the connection's task lives too.
+pub struct NatsTransport {
+    config: NatsConfig,
+    connection: async_lock::OnceCell<Connection>,
+}
+
+struct Connection {
+    jetstream: async_nats::jetstream::Context,
+    /// Whether the client is connected, from its event callback.
+    connected: watch::Receiver<bool>,
+}
+
+impl NatsTransport {
+    /// A transport for `config`. No connection is made until the first attempt.
+    pub fn new(config: NatsConfig) -> Result<Self, ConfigError> {
+        Ok(NatsTransport {
+            config,
+            connection: async_lock::OnceCell::new(),
+        })
+    }
+
+    /// The configuration this transport publishes with.
+    pub fn config(&self) -> &NatsConfig {
+        &self.config
+    }
+
+    async fn deliver(&self, request: AttemptRequest<'_>) -> AttemptReport {
+        let started = Instant::now();
+        let mut report = self.publish(request, started + request.timeout).await;
+        report.duration = started.elapsed();
+        log_outcome(&report);
+        report
+    }
+
+    async fn publish(&self, request: AttemptRequest<'_>, deadline: Instant) -> AttemptReport {
+        let event = request.event;
+        let subject = match self.config.subject.render(event.id().as_str(), event.event_type()) {
+            Ok(subject) => subject,
+            Err(reason) => return invalid_request(reason),
+        };
+        let headers = match headers(event) {
+            Ok(headers) => headers,
+            Err(reason) => return invalid_request(reason),
+        };
+        let connection = match self.connection().await {
+            Ok(connection) => connection,
+            Err(reason) => return AttemptReport::new(Observation::Network(NetworkError::Connect)).with_detail(reason),
+        };
+        // Half the attempt's time at most, so the connect error is reported before the deadline.
+        if !connection
+            .wait_connected((request.timeout / 2).min(CONNECT_GRACE))
+            .await
+        {
+            return AttemptReport::new(Observation::Network(NetworkError::Connect))
+                .with_detail(format!("not connected to NATS at {}", self.config.first_server()));
+        }
+        let message = PublishMessage::build()
+            .payload(event.payload().to_vec().into())
+            .headers(headers);
+        let exchange = async {
+            let ack = connection.jetstream.send_publish(subject.clone(), message).await?;
+            ack.await
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Err(_) => AttemptReport::new(Observation::TimedOut)
+                .with_detail(format!("no JetStream ack for {subject:?} within the attempt timeout")),
+            Ok(Ok(ack)) => AttemptReport::new(Observation::Acknowledged {
+                duplicate: ack.duplicate,
+            })
+            .with_detail(format!("stream {} sequence {}", ack.stream, ack.sequence)),
+            Ok(Err(error)) => observe_error(&error, &subject),
+        }
+    }
+
+    async fn connection(&self) -> Result<&Connection, String> {
+        self.connection.get_or_try_init(|| connect(&self.config)).await
+    }
+}
+
+impl Connection {
+    /// Waits up to `grace` for the client to be connected.
+    async fn wait_connected(&self, grace: Duration) -> bool {
+        let mut connected = self.connected.clone();
+        if *connected.borrow_and_update() {
+            return true;
+        }
+        tokio::time::timeout(grace, connected.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Opens the client. It returns at once and connects in the background (retrying, with a
+/// backoff capped at 2 s), so a server that is down at start-up is not an error: attempts
+/// report connect errors until it is up.
+async fn connect(config: &NatsConfig) -> Result<Connection, String> {
+    let (tx, rx) = watch::channel(false);
+    let mut options = async_nats::ConnectOptions::new()
+        .name(&config.connection_name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(2))
+        })
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tx.send_replace(true);
+                    }
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        tx.send_replace(false);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    options = match &config.credentials {
+        None => options,
+        Some(Credentials::Token(token)) => options.token(token.clone()),
+        Some(Credentials::UserPassword(user, password)) => options.user_and_password(user.clone(), password.clone()),
+    };
+    let client = async_nats::connect_with_options(config.servers.clone(), options)
+        .await
+        // The error may repeat the URL; say which server without it.
+        .map_err(|e| format!("cannot open a NATS client for {}: {}", config.first_server(), e.kind()))?;
+    // The attempt enforces its own deadline; the context's only bounds acks left behind.
+    let jetstream = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build(client);
+    Ok(Connection {
+        jetstream,
+        connected: rx,
+    })
+}
+
+/// The headers of every attempt: the id JetStream de-duplicates on, the content type, the
+/// event type and time, and the metadata as `Herald-Meta-<key>`.
+pub(super) fn headers(event: &ExternalEvent) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    let mut add = |name: &str, value: &str| -> Result<(), String> {
+        let name = HeaderName::from_str(name).map_err(|_| format!("{name:?} cannot be sent as a NATS header name"))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| format!("the value of {name} cannot be sent as a NATS header"))?;
+        headers.insert(name, value);
+        Ok(())
+    };
+    add(MSG_ID_HEADER, event.id().as_str())?;
+    add("Content-Type", event.content_type())?;
+    add("Herald-Event-Type", event.event_type())?;
+    add("Herald-Occurred-At", &event.occurred_at().to_rfc3339())?;
+    for (key, value) in event.metadata() {
+        add(&format!("Herald-Meta-{key}"), value)?;
+    }
+    Ok(headers)
+}
+
+/// What a failed publish says, as facts: the stream's own errors keep their code.
+fn observe_error(error: &async_nats::jetstream::context::PublishError, subject: &str) -> AttemptReport {
+    let refused = |retryable: bool, reason: &str| Observation::Refused {
+        retryable,
+        reason: reason.to_owned(),
+    };
+    match error.kind() {
+        PublishErrorKind::StreamNotFound => AttemptReport::new(refused(false, "no_stream"))
+            .with_detail(format!("no JetStream stream captures the subject {subject:?}")),
+        PublishErrorKind::TimedOut => AttemptReport::new(Observation::TimedOut),
+        PublishErrorKind::BrokenPipe => AttemptReport::new(Observation::Network(NetworkError::Reset))
+            .with_detail("the connection closed before the ack arrived"),
+        PublishErrorKind::MaxPayloadExceeded => {
+            AttemptReport::new(refused(false, "too_large")).with_detail(error.to_string())
+        }
+        PublishErrorKind::MaxAckPending => AttemptReport::new(refused(true, "max_ack_pending")),
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
+            AttemptReport::new(refused(false, "wrong_last_sequence")).with_detail(error.to_string())
+        }
+        _ => match std::error::Error::source(error).and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>()) {
+            Some(api) => AttemptReport::new(refused(
+                retryable_status(api.code()),
+                &format!("jetstream_{}", api.code()),
+            ))
+            .with_detail(api.to_string()),
+            None => AttemptReport::new(Observation::Network(NetworkError::Other)).with_detail(error.to_string()),
+        },
+    }
+}
+
+/// JetStream API errors carry an HTTP-like code: 408, 429 and 5xx may pass (a stream that
+/// is full or has no leader now); the rest will not.
+fn retryable_status(code: usize) -> bool {
+    matches!(code, 408 | 429 | 500..)
+}
+
+/// The report of an attempt that cannot be made for this event; retrying would not help.
+fn invalid_request(reason: String) -> AttemptReport {
+    AttemptReport::new(Observation::Refused {
+        retryable: false,
+        reason: "invalid_request".to_owned(),
+    })
+    .with_detail(reason)
+}
+
+fn log_outcome(report: &AttemptReport) {
+    tracing::debug!(observation = ?report.observation, detail = ?report.detail, "nats attempt finished");
+}
+
+impl Transport for NatsTransport {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn attempt<'a>(&'a self, request: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport> {
+        let span = tracing::debug_span!(
+            "nats.attempt",
+            event_id = %request.event.id(),
+            attempt = request.attempt,
+            server = %self.config.first_server(),
+        );
+        Box::pin(async_compat::Compat::new(self.deliver(request).instrument(span)))
+    }
+}
+
+impl fmt::Debug for NatsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsTransport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_core::Timestamp;
+
+    use super::*;
+
+    #[test]
+    fn every_attempt_carries_the_id_type_time_content_type_and_metadata() {
+        let event = ExternalEvent::builder("order.created")
+            .id("evt_42")
+            .content_type("application/json")
+            .payload(b"{}".to_vec())
+            .occurred_at(Timestamp::from_secs(1_700_000_000))
+            .metadata("tenant", "acme")
+            .build()
+            .unwrap();
+        let h = headers(&event).unwrap();
+        let get = |n: &str| h.get(n).map(|v| v.as_str().to_owned());
+        assert_eq!(get("Nats-Msg-Id").as_deref(), Some("evt_42"));
+        assert_eq!(get("Content-Type").as_deref(), Some("application/json"));
+        assert_eq!(get("Herald-Event-Type").as_deref(), Some("order.created"));
+        assert_eq!(get("Herald-Occurred-At").as_deref(), Some("2023-11-14T22:13:20.000Z"));
+        assert_eq!(get("Herald-Meta-tenant").as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn jetstream_codes_that_may_pass_are_retryable() {
+        assert!(retryable_status(503) && retryable_status(429) && retryable_status(408) && retryable_status(500));
+        assert!(!retryable_status(400) && !retryable_status(404) && !retryable_status(409));
+    }
+}
