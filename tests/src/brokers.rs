@@ -69,3 +69,28 @@ pub async fn forward(listener: TcpListener, upstream: SocketAddr) {
         while connections.try_join_next().is_some() {}
     }
 }
+
+/// A broker's address that a test can take away and give back: a [`forward`] proxy on its
+/// own runtime (a [`Receiver`](crate::receiver::Receiver)'s, whose drop closes the listener
+/// and every forwarded connection before it returns).
+#[derive(Debug)]
+pub struct Proxy {
+    inner: crate::receiver::Receiver,
+}
+
+impl Proxy {
+    /// Forwards `127.0.0.1:port` (0: any free port) to `upstream`.
+    pub fn start(port: u16, upstream: SocketAddr) -> Proxy {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy's port");
+        let script: crate::receiver::Script = std::sync::Arc::new(|_, _| crate::receiver::Answer::Status(204));
+        let inner = crate::receiver::Receiver::with_front(listener, script, String::new(), move |listener, _| {
+            Box::pin(forward(listener, upstream))
+        });
+        Proxy { inner }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.inner.port()
+    }
+}
