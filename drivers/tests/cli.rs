@@ -330,3 +330,83 @@ async fn status_history_and_list_outputs_are_stable() {
         insta::assert_snapshot!("list_json", out(&["list", "--json"]));
     });
 }
+
+/// Writes `text` as the configuration and returns what `herald serve` printed to stderr.
+fn config_error(s: &Setup, text: &str) -> String {
+    std::fs::write(s.config(), text).unwrap();
+    let out = s.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(2), "a configuration error exits 2");
+    self::text(&out.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_port_settings_are_checked_and_each_error_names_its_key() {
+    let receiver = Receiver::start().await;
+    let s = Setup::new(&receiver, 5);
+    let head = "store = 'x.redb'\n[ports.a]\nkind = 'nats'\nurl = 'nats://127.0.0.1:4222'\n";
+
+    let err = config_error(&s, head);
+    assert!(err.contains("herald.toml: ports.a.subject: missing"), "{err}");
+    let err = config_error(&s, &format!("{head}subject = 'events.>'\n"));
+    assert!(
+        err.contains("ports.a.nats.subject") && err.contains("wildcard"),
+        "{err}"
+    );
+    let err = config_error(
+        &s,
+        &format!("{head}subject = 'e'\ntoken_env = 'HERALD_CLI_TEST_UNSET'\n"),
+    );
+    assert!(
+        err.contains("ports.a.nats.token") && err.contains("HERALD_CLI_TEST_UNSET"),
+        "{err}"
+    );
+    let err = config_error(&s, &format!("{head}subject = 'e'\npassword = 'pw'\n"));
+    assert!(err.contains("ports.a.user: missing"), "{err}");
+    assert!(!err.contains("pw'"), "no secret in errors: {err}");
+    let err = config_error(&s, &format!("{head}subject = 'e'\nsecret = 'whsec_x'\n"));
+    assert!(
+        err.contains("ports.a.secret: only read on kind = \"webhook\" ports"),
+        "{err}"
+    );
+    let err = config_error(
+        &s,
+        "store = 'x.redb'\n[ports.a]\nkind = 'webhook'\nurl = 'http://x'\nsubject = 'e'\n",
+    );
+    assert!(
+        err.contains("ports.a.subject: only read on kind = \"nats\" ports"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_publishes_every_line_to_a_jetstream_stream() {
+    let Some(_) = herald_tests::brokers::require("NATS", herald_tests::brokers::NATS) else {
+        return;
+    };
+    let client = async_nats::connect(herald_tests::brokers::NATS).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let name = herald_tests::brokers::unique("herald_cli").replace('-', "_");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup { dir };
+    std::fs::write(
+        s.config(),
+        format!("store = 'h.redb'\n[ports.stream]\nkind = 'nats'\nurl = 'nats://127.0.0.1:4222'\nsubject = '{name}.{{type}}'\n"),
+    )
+    .unwrap();
+
+    let out = s.deliver(&events(0..3));
+
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut stream = js.get_stream(&name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    let status = s.run(&["status", "evt-2"]);
+    assert!(text(&status.stdout).contains("delivered"), "{}", text(&status.stdout));
+    let _ = js.delete_stream(&name).await;
+}

@@ -28,10 +28,17 @@
 //! success_codes = [200, 201, 409]        # default: every 2xx; a 2xx outside the list fails
 //! idempotency_header = "Idempotency-Key" # the default; another name, or false for none
 //! headers = { "x-tenant" = "acme" }      # also: allow_private_network, timeout, retry, ...
+//!
+//! [ports.analytics]
+//! kind = "nats"
+//! url = "nats://127.0.0.1:4222"          # or tls://…; credentials may be in the URL
+//! subject = "events.{type}"              # {type} and {id}; a JetStream stream must capture it
+//! token_env = "NATS_TOKEN"               # or token = "…", or user = "…" with password = "…" /
+//!                                        #   password_env = "VAR"; also connection_name
 //! ```
 //!
-//! Keys of one kind are refused on a port of the other (`secret` on an API port, `method`
-//! on a webhook port), so a misplaced key is never silently ignored. Credentials read from
+//! Keys of one kind are refused on a port of another (`secret` on an API port, `method`
+//! on a webhook port, `subject` on either), so a misplaced key is never silently ignored. Credentials read from
 //! the environment are read when the file is loaded; errors name the variable, never a value.
 
 use std::collections::BTreeMap;
@@ -41,6 +48,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use herald::core::Jitter;
 use herald::transport::api::{ApiConfig, Body, Method};
+use herald::transport::nats::NatsConfig;
 use herald::transport::webhook::WebhookConfig;
 use herald::{ConfigError, PortConfig, RetryPolicy};
 use serde::Deserialize;
@@ -83,6 +91,14 @@ struct PortFile {
     basic_password_env: Option<String>,
     success_codes: Option<Vec<u16>>,
     idempotency_header: Option<IdempotencyHeaderFile>,
+    // NATS ports only.
+    subject: Option<String>,
+    token: Option<String>,
+    token_env: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    connection_name: Option<String>,
 }
 
 /// `idempotency_header = "Name"`, or `false` for none (`true` keeps the default).
@@ -93,32 +109,43 @@ enum IdempotencyHeaderFile {
     Enabled(bool),
 }
 
+const WEBHOOK: &[&str] = &["webhook"];
+const API: &[&str] = &["api"];
+const HTTP: &[&str] = &["webhook", "api"];
+const NATS: &[&str] = &["nats"];
+
 impl PortFile {
-    /// The keys set on this port that only the other kind reads.
-    fn foreign_keys(&self) -> Vec<&'static str> {
-        let webhook = [
-            ("secret", self.secret.is_some()),
-            ("secret_env", self.secret_env.is_some()),
-            ("secrets", !self.secrets.is_empty()),
-            ("cloudevents_source", self.cloudevents_source.is_some()),
+    /// The keys set on this port that its kind does not read, each with the kinds that do.
+    fn foreign_keys(&self) -> Vec<(&'static str, &'static [&'static str])> {
+        let specific: [(&'static str, bool, &'static [&'static str]); 22] = [
+            ("secret", self.secret.is_some(), WEBHOOK),
+            ("secret_env", self.secret_env.is_some(), WEBHOOK),
+            ("secrets", !self.secrets.is_empty(), WEBHOOK),
+            ("cloudevents_source", self.cloudevents_source.is_some(), WEBHOOK),
+            ("allow_private_network", self.allow_private_network, HTTP),
+            ("headers", !self.headers.is_empty(), HTTP),
+            ("method", self.method.is_some(), API),
+            ("body", self.body.is_some(), API),
+            ("bearer_token", self.bearer_token.is_some(), API),
+            ("bearer_token_env", self.bearer_token_env.is_some(), API),
+            ("basic_user", self.basic_user.is_some(), API),
+            ("basic_password", self.basic_password.is_some(), API),
+            ("basic_password_env", self.basic_password_env.is_some(), API),
+            ("success_codes", self.success_codes.is_some(), API),
+            ("idempotency_header", self.idempotency_header.is_some(), API),
+            ("subject", self.subject.is_some(), NATS),
+            ("token", self.token.is_some(), NATS),
+            ("token_env", self.token_env.is_some(), NATS),
+            ("user", self.user.is_some(), NATS),
+            ("password", self.password.is_some(), NATS),
+            ("password_env", self.password_env.is_some(), NATS),
+            ("connection_name", self.connection_name.is_some(), NATS),
         ];
-        let api = [
-            ("method", self.method.is_some()),
-            ("body", self.body.is_some()),
-            ("bearer_token", self.bearer_token.is_some()),
-            ("bearer_token_env", self.bearer_token_env.is_some()),
-            ("basic_user", self.basic_user.is_some()),
-            ("basic_password", self.basic_password.is_some()),
-            ("basic_password_env", self.basic_password_env.is_some()),
-            ("success_codes", self.success_codes.is_some()),
-            ("idempotency_header", self.idempotency_header.is_some()),
-        ];
-        let foreign: &[(&'static str, bool)] = match self.kind.as_str() {
-            "webhook" => &api,
-            "api" => &webhook,
-            _ => &[],
-        };
-        foreign.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect()
+        specific
+            .into_iter()
+            .filter(|(_, set, kinds)| *set && !kinds.contains(&self.kind.as_str()))
+            .map(|(key, _, kinds)| (key, kinds))
+            .collect()
     }
 }
 
@@ -181,12 +208,13 @@ impl Config {
             let key = |k: &str| format!("ports.{name}.{k}");
             let policy = retry_policy(&p, &key).map_err(|(k, what)| at(&k, what))?;
             let max_attempts = policy.get_max_attempts();
-            if let Some(k) = p.foreign_keys().first() {
-                let other = if p.kind == "api" { "webhook" } else { "api" };
+            if let Some((k, kinds)) = p.foreign_keys().first() {
+                let kinds: Vec<String> = kinds.iter().map(|k| format!("kind = \"{k}\"")).collect();
                 return Err(at(
                     &key(k),
                     format!(
-                        "only read on kind = \"{other}\" ports; this port is kind = {:?}",
+                        "only read on {} ports; this port is kind = {:?}",
+                        kinds.join(" or "),
                         p.kind
                     ),
                 ));
@@ -222,19 +250,22 @@ impl Config {
                     let api = api.map_err(|e| named(path, &name, e))?;
                     PortConfig::api(name.clone(), api).map_err(|e| named(path, &name, e))?
                 }
-                "nats" | "amqp" => {
+                "nats" => {
+                    let nats = nats_config(&p, &key).map_err(|(k, what)| at(&k, what))?;
+                    let nats = nats.map_err(|e| named(path, &name, e))?;
+                    PortConfig::nats(name.clone(), nats).map_err(|e| named(path, &name, e))?
+                }
+                "amqp" => {
                     return Err(at(
                         &key("kind"),
-                        format!(
-                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\"",
-                            p.kind
-                        ),
+                        "\"amqp\" transports are not in this build yet; available: \"webhook\", \"api\", \"nats\""
+                            .to_owned(),
                     ));
                 }
                 other => {
                     return Err(at(
                         &key("kind"),
-                        format!("unknown kind {other:?}; expected \"webhook\" or \"api\""),
+                        format!("unknown kind {other:?}; expected \"webhook\", \"api\" or \"nats\""),
                     ));
                 }
             };
@@ -352,6 +383,53 @@ fn api_config(p: &PortFile, key: &dyn Fn(&str) -> String) -> Result<Result<ApiCo
         None | Some(IdempotencyHeaderFile::Enabled(true)) => {}
         Some(IdempotencyHeaderFile::Enabled(false)) => b = b.idempotency_header(None),
         Some(IdempotencyHeaderFile::Name(n)) => b = b.idempotency_header(Some(n)),
+    }
+    Ok(b.build())
+}
+
+/// The NATS configuration of a port: file-level problems as `(key, what)`, the builder's
+/// verdict as a [`ConfigError`] (its field is `nats.…`).
+fn nats_config(
+    p: &PortFile,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Result<NatsConfig, ConfigError>, (String, String)> {
+    let url = p.url.as_deref().ok_or_else(|| {
+        (
+            key("url"),
+            "missing (a NATS port needs a server url, e.g. \"nats://127.0.0.1:4222\")".to_owned(),
+        )
+    })?;
+    let subject = p.subject.as_deref().ok_or_else(|| {
+        (
+            key("subject"),
+            "missing (e.g. \"events.{type}\"; a JetStream stream must capture it)".to_owned(),
+        )
+    })?;
+    let mut b = NatsConfig::builder(url).subject(subject);
+    let user_auth = p.user.is_some() || p.password.is_some() || p.password_env.is_some();
+    match (&p.token, &p.token_env) {
+        (Some(_), Some(_)) => return Err((key("token"), "set token or token_env, not both".into())),
+        (Some(_), None) | (None, Some(_)) if user_auth => {
+            return Err((key("token"), "set a token or a user and password, not both".into()));
+        }
+        (Some(t), None) => b = b.token(t),
+        (None, Some(var)) => b = b.token_env(var),
+        (None, None) => {}
+    }
+    match (&p.user, &p.password, &p.password_env) {
+        (None, None, None) => {}
+        (None, _, _) => return Err((key("user"), "missing (a password needs a user)".into())),
+        (Some(_), None, None) => {
+            return Err((key("password"), "missing (set password or password_env)".into()));
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err((key("password"), "set password or password_env, not both".into()));
+        }
+        (Some(user), Some(password), None) => b = b.user_password(user, password),
+        (Some(user), None, Some(var)) => b = b.user_password_env(user, var),
+    }
+    if let Some(name) = &p.connection_name {
+        b = b.connection_name(name);
     }
     Ok(b.build())
 }
