@@ -1,0 +1,253 @@
+//! Delivery rate per transport: Herald delivering N events through one port of each
+//! transport (REST API to a local hyper receiver, NATS JetStream to a real stream), next to
+//! the raw client of the same transport at the same concurrency with nothing stored (the
+//! limit), interleaved round by round in one run.
+//!
+//! `cargo bench -p herald-tests --bench transports` (full: 5 rounds of 10,000 events);
+//! `HERALD_BENCH_QUICK=1` for 1 round of 2,000. Brokers that do not answer are reported
+//! as skipped (or fail the run under `HERALD_REQUIRE_BROKERS=1`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald::transport::api::{ApiConfig, Method};
+use herald::transport::nats::NatsConfig;
+use herald::{DeliveryStatus, ExternalEvent, Herald, PortConfig, RetryPolicy};
+use herald_core::Jitter;
+use herald_tests::brokers;
+use herald_tests::receiver::Receiver;
+
+/// Concurrent senders, and the port's (and the raw client's) attempts in flight.
+const CONCURRENCY: usize = 64;
+const BODY: usize = 256;
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One transport: how to build a Herald port to it and how to publish one event raw.
+trait Bench: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn port(&self) -> PortConfig;
+    /// Publishes one event with the raw client and waits for its confirmation.
+    fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>>;
+}
+
+/// The receiver lives in `main` (it is not `Sync`); this holds its port.
+struct Rest {
+    receiver_port: u16,
+    client: reqwest::Client,
+}
+
+impl Bench for Rest {
+    fn name(&self) -> &'static str {
+        "REST API (hyper receiver)"
+    }
+    fn port(&self) -> PortConfig {
+        let config = ApiConfig::builder(&format!("http://127.0.0.1:{}/api/{{type}}/{{id}}", self.receiver_port))
+            .method(Method::Put)
+            .allow_private_network(true)
+            .build()
+            .expect("api config");
+        PortConfig::api("bench", config).expect("port")
+    }
+    fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>> {
+        Box::pin(async move {
+            let url = format!(
+                "http://127.0.0.1:{}/api/{}/{}",
+                self.receiver_port,
+                event.event_type(),
+                event.id()
+            );
+            let response = self
+                .client
+                .put(url)
+                .header("idempotency-key", event.id().as_str())
+                .header("content-type", event.content_type())
+                .body(event.payload().to_vec())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("status {}", response.status()))
+            }
+        })
+    }
+}
+
+struct Nats {
+    js: async_nats::jetstream::Context,
+    stream: String,
+}
+
+impl Nats {
+    async fn start() -> Nats {
+        let client = async_nats::connect(brokers::NATS).await.expect("connect to NATS");
+        let js = async_nats::jetstream::new(client);
+        let stream = brokers::unique("herald_bench").replace('-', "_");
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{stream}.>")],
+            ..Default::default()
+        })
+        .await
+        .expect("create the bench stream");
+        Nats { js, stream }
+    }
+}
+
+impl Bench for Nats {
+    fn name(&self) -> &'static str {
+        "NATS JetStream (file stream)"
+    }
+    fn port(&self) -> PortConfig {
+        let config = NatsConfig::builder(&format!("nats://{}", brokers::NATS))
+            .subject(&format!("{}.{{type}}", self.stream))
+            .build()
+            .expect("nats config");
+        PortConfig::nats("bench", config).expect("port")
+    }
+    fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", event.id().as_str());
+            headers.insert("Content-Type", event.content_type());
+            let ack = self
+                .js
+                .publish_with_headers(
+                    format!("{}.{}", self.stream, event.event_type()),
+                    headers,
+                    event.payload().to_vec().into(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn event(tag: &str, i: usize) -> ExternalEvent {
+    let mut payload = format!(r#"{{"i":{i},"pad":""#).into_bytes();
+    payload.resize(BODY - 2, b'x');
+    payload.extend_from_slice(b"\"}");
+    ExternalEvent::builder("bench.event")
+        .id(format!("{tag}-{i}"))
+        .payload(payload)
+        .occurred_at(herald_tests::fixtures::T0)
+        .build()
+        .expect("event")
+}
+
+/// Events per second through Herald: `n` events from `CONCURRENCY` senders, until every
+/// delivery is final (all must be delivered).
+async fn herald_rate(bench: &dyn Bench, tag: &str, n: usize) -> Result<f64, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let policy = RetryPolicy::fixed(vec![Duration::from_millis(100)])
+        .jitter(Jitter::None)
+        .max_attempts(5)
+        .attempt_timeout(Duration::from_secs(5));
+    let herald = Herald::builder()
+        .store_path(dir.path().join("bench.redb"))
+        .port(bench.port().policy(policy).max_in_flight(CONCURRENCY as u32))
+        .start_tokio()
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = herald.port("bench").ok_or("no port")?;
+    let events: Vec<ExternalEvent> = (0..n).map(|i| event(tag, i)).collect();
+    let started = Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for share in events.chunks(n.div_ceil(CONCURRENCY)) {
+        let (port, share) = (port.clone(), share.to_vec());
+        senders.spawn(async move {
+            for e in share {
+                port.send(e).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = senders.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    for e in &events {
+        let done = port.wait_for_terminal(e.id()).await.map_err(|e| e.to_string())?;
+        if done.status != DeliveryStatus::Delivered {
+            return Err(format!("{} ended {:?}: {:?}", e.id(), done.status, done.last_failure));
+        }
+    }
+    let took = started.elapsed();
+    herald.shutdown(Duration::from_secs(5)).await;
+    Ok(n as f64 / took.as_secs_f64())
+}
+
+/// Events per second with the raw client: `CONCURRENCY` tasks publishing their share.
+async fn raw_rate(bench: Arc<dyn Bench>, tag: &str, n: usize) -> Result<f64, String> {
+    let events: Vec<ExternalEvent> = (0..n).map(|i| event(tag, i)).collect();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for share in events.chunks(n.div_ceil(CONCURRENCY)) {
+        let (bench, share) = (bench.clone(), share.to_vec());
+        tasks.spawn(async move {
+            for e in &share {
+                bench.raw(e).await?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::var("HERALD_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (rounds, n) = if quick { (1, 2_000) } else { (5, 10_000) };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let receiver = Receiver::start().await;
+        let mut benches: Vec<Arc<dyn Bench>> = vec![Arc::new(Rest {
+            receiver_port: receiver.port(),
+            client: reqwest::Client::new(),
+        })];
+        if brokers::require("NATS", brokers::NATS).is_some() {
+            benches.push(Arc::new(Nats::start().await));
+        }
+        println!(
+            "delivery rate per transport: {} round(s) × {n} events, {BODY} B bodies, {CONCURRENCY} senders and attempts in flight, {} cores",
+            rounds,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); benches.len()];
+        for round in 0..rounds {
+            for (b, bench) in benches.iter().enumerate() {
+                let tag = format!("r{round}-{b}");
+                let raw = raw_rate(bench.clone(), &format!("{tag}-raw"), n).await;
+                let herald = herald_rate(bench.as_ref(), &format!("{tag}-herald"), n).await;
+                match (raw, herald) {
+                    (Ok(raw), Ok(herald)) => {
+                        results[b].0.push(herald);
+                        results[b].1.push(raw);
+                    }
+                    (raw, herald) => panic!("{} round {round}: raw {raw:?}, herald {herald:?}", bench.name()),
+                }
+            }
+        }
+        println!("| transport | Herald events/s | raw client events/s | Herald / raw |");
+        println!("|---|---:|---:|---:|");
+        for (bench, (herald, raw)) in benches.iter().zip(results) {
+            let (h, r) = (median(herald), median(raw));
+            println!("| {} | {h:.0} | {r:.0} | {:.2} |", bench.name(), h / r);
+        }
+    });
+}
