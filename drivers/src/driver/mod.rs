@@ -102,6 +102,13 @@ impl PortConfig {
         Ok(Self::new(name, crate::transport::api::ApiTransport::new(config)?).classifier(classifier))
     }
 
+    /// A RabbitMQ port: publishes to the configured exchange with publisher confirms. No
+    /// connection is opened until the first attempt.
+    #[cfg(feature = "amqp")]
+    pub fn amqp(name: impl Into<String>, config: crate::transport::amqp::AmqpConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(name, crate::transport::amqp::AmqpTransport::new(config)?))
+    }
+
     /// The retry policy (validated when Herald starts).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.engine.policy = policy;

@@ -5,10 +5,16 @@ use std::time::Duration;
 
 use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "api")]
 pub mod api;
 #[cfg(any(feature = "webhook", feature = "api"))]
 mod http;
+#[cfg(any(feature = "api", feature = "amqp"))]
+mod secret;
+#[cfg(any(feature = "api", feature = "amqp"))]
+mod template;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
