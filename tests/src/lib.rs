@@ -4,12 +4,15 @@
 //! combination runs.
 #![forbid(unsafe_code)]
 
+pub mod amqp_front;
+pub mod amqp_wire;
 pub mod brokers;
 pub mod combos;
 pub mod conformance;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
+pub mod rabbitmq;
 pub mod receiver;
 pub mod sim;
 pub mod warp;
