@@ -28,10 +28,17 @@
 //! success_codes = [200, 201, 409]        # default: every 2xx; a 2xx outside the list fails
 //! idempotency_header = "Idempotency-Key" # the default; another name, or false for none
 //! headers = { "x-tenant" = "acme" }      # also: allow_private_network, timeout, retry, ...
+//!
+//! [ports.events]
+//! kind = "amqp"                          # RabbitMQ: persistent, mandatory, publisher confirms
+//! url = "amqps://herald@rabbit.example.com/prod"   # or url_env = "VAR" (the whole URL)
+//! password_env = "RABBITMQ_PASSWORD"     # or the password in the url
+//! exchange = "orders"                    # default "" (the default exchange)
+//! routing_key = "orders.{type}"          # {type} and {id}; default "{type}"
 //! ```
 //!
-//! Keys of one kind are refused on a port of the other (`secret` on an API port, `method`
-//! on a webhook port), so a misplaced key is never silently ignored. Credentials read from
+//! Keys of one kind are refused on a port of another (`secret` on an API port, `method`
+//! on a webhook port, `exchange` on either), so a misplaced key is never silently ignored. Credentials read from
 //! the environment are read when the file is loaded; errors name the variable, never a value.
 
 use std::collections::BTreeMap;
@@ -40,6 +47,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use herald::core::Jitter;
+use herald::transport::amqp::AmqpConfig;
 use herald::transport::api::{ApiConfig, Body, Method};
 use herald::transport::webhook::WebhookConfig;
 use herald::{ConfigError, PortConfig, RetryPolicy};
@@ -83,6 +91,11 @@ struct PortFile {
     basic_password_env: Option<String>,
     success_codes: Option<Vec<u16>>,
     idempotency_header: Option<IdempotencyHeaderFile>,
+    // AMQP ports only.
+    url_env: Option<String>,
+    password_env: Option<String>,
+    exchange: Option<String>,
+    routing_key: Option<String>,
 }
 
 /// `idempotency_header = "Name"`, or `false` for none (`true` keeps the default).
@@ -94,8 +107,8 @@ enum IdempotencyHeaderFile {
 }
 
 impl PortFile {
-    /// The keys set on this port that only the other kind reads.
-    fn foreign_keys(&self) -> Vec<&'static str> {
+    /// The first key set on this port that only other kinds read, with the kinds that do.
+    fn foreign_key(&self) -> Option<(&'static str, &'static str)> {
         let webhook = [
             ("secret", self.secret.is_some()),
             ("secret_env", self.secret_env.is_some()),
@@ -113,12 +126,32 @@ impl PortFile {
             ("success_codes", self.success_codes.is_some()),
             ("idempotency_header", self.idempotency_header.is_some()),
         ];
-        let foreign: &[(&'static str, bool)] = match self.kind.as_str() {
-            "webhook" => &api,
-            "api" => &webhook,
-            _ => &[],
+        let http = [
+            ("allow_private_network", self.allow_private_network),
+            ("headers", !self.headers.is_empty()),
+        ];
+        let amqp = [
+            ("url_env", self.url_env.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("exchange", self.exchange.is_some()),
+            ("routing_key", self.routing_key.is_some()),
+        ];
+        let groups: [(&'static str, &[(&'static str, bool)]); 4] = [
+            ("\"webhook\"", &webhook),
+            ("\"api\"", &api),
+            ("\"webhook\" or \"api\"", &http),
+            ("\"amqp\"", &amqp),
+        ];
+        // Kinds not built here are reported by the kind check instead.
+        let foreign = |readers: &str| match self.kind.as_str() {
+            "webhook" | "api" | "amqp" => !readers.contains(&format!("\"{}\"", self.kind)),
+            _ => false,
         };
-        foreign.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect()
+        groups
+            .iter()
+            .filter(|(readers, _)| foreign(readers))
+            .flat_map(|(readers, keys)| keys.iter().filter(|(_, set)| *set).map(|(k, _)| (*k, *readers)))
+            .next()
     }
 }
 
@@ -181,14 +214,10 @@ impl Config {
             let key = |k: &str| format!("ports.{name}.{k}");
             let policy = retry_policy(&p, &key).map_err(|(k, what)| at(&k, what))?;
             let max_attempts = policy.get_max_attempts();
-            if let Some(k) = p.foreign_keys().first() {
-                let other = if p.kind == "api" { "webhook" } else { "api" };
+            if let Some((k, readers)) = p.foreign_key() {
                 return Err(at(
                     &key(k),
-                    format!(
-                        "only read on kind = \"{other}\" ports; this port is kind = {:?}",
-                        p.kind
-                    ),
+                    format!("only read on kind = {readers} ports; this port is kind = {:?}", p.kind),
                 ));
             }
             let port = match p.kind.as_str() {
@@ -222,11 +251,16 @@ impl Config {
                     let api = api.map_err(|e| named(path, &name, e))?;
                     PortConfig::api(name.clone(), api).map_err(|e| named(path, &name, e))?
                 }
-                "nats" | "amqp" => {
+                "amqp" => {
+                    let amqp = amqp_config(&p, &key).map_err(|(k, what)| at(&k, what))?;
+                    let amqp = amqp.map_err(|e| named(path, &name, e))?;
+                    PortConfig::amqp(name.clone(), amqp).map_err(|e| named(path, &name, e))?
+                }
+                "nats" => {
                     return Err(at(
                         &key("kind"),
                         format!(
-                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\"",
+                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\", \"amqp\"",
                             p.kind
                         ),
                     ));
@@ -234,7 +268,7 @@ impl Config {
                 other => {
                     return Err(at(
                         &key("kind"),
-                        format!("unknown kind {other:?}; expected \"webhook\" or \"api\""),
+                        format!("unknown kind {other:?}; expected \"webhook\", \"api\" or \"amqp\""),
                     ));
                 }
             };
@@ -352,6 +386,35 @@ fn api_config(p: &PortFile, key: &dyn Fn(&str) -> String) -> Result<Result<ApiCo
         None | Some(IdempotencyHeaderFile::Enabled(true)) => {}
         Some(IdempotencyHeaderFile::Enabled(false)) => b = b.idempotency_header(None),
         Some(IdempotencyHeaderFile::Name(n)) => b = b.idempotency_header(Some(n)),
+    }
+    Ok(b.build())
+}
+
+/// The AMQP configuration of a port: file-level problems as `(key, what)`, the builder's
+/// verdict as a [`ConfigError`] (its field is `amqp.…`).
+fn amqp_config(
+    p: &PortFile,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Result<AmqpConfig, ConfigError>, (String, String)> {
+    let mut b = match (&p.url, &p.url_env) {
+        (Some(_), Some(_)) => return Err((key("url_env"), "set url or url_env, not both".into())),
+        (Some(url), None) => AmqpConfig::builder(url),
+        (None, Some(var)) => AmqpConfig::builder_url_env(var),
+        (None, None) => {
+            return Err((
+                key("url"),
+                "missing (an AMQP port needs url, or url_env naming a variable that holds it)".into(),
+            ));
+        }
+    };
+    if let Some(var) = &p.password_env {
+        b = b.password_env(var);
+    }
+    if let Some(exchange) = &p.exchange {
+        b = b.exchange(exchange);
+    }
+    if let Some(template) = &p.routing_key {
+        b = b.routing_key(template);
     }
     Ok(b.build())
 }
