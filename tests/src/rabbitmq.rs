@@ -17,10 +17,15 @@ pub fn url_via(port: u16) -> String {
     format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
 }
 
+/// The broker's own port.
+pub fn port() -> u16 {
+    let port = brokers::RABBITMQ.rsplit(':').next().and_then(|p| p.parse().ok());
+    port.expect("a port in brokers::RABBITMQ")
+}
+
 /// The broker's own URL.
 pub fn url() -> String {
-    let port = brokers::RABBITMQ.rsplit(':').next().and_then(|p| p.parse().ok());
-    url_via(port.expect("a port in brokers::RABBITMQ"))
+    url_via(port())
 }
 
 /// A connection of the test's own.

@@ -3,6 +3,7 @@
 //! skips (with a printed reason) when RabbitMQ is unreachable, unless
 //! `HERALD_REQUIRE_BROKERS=1`.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use herald::transport::amqp::AmqpConfig;
@@ -25,12 +26,11 @@ fn port(via: u16, exchange: &str) -> PortConfig {
         .policy(fast_policy())
 }
 
-fn broker_port() -> u16 {
-    brokers::RABBITMQ
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a port")
+/// Runs `test` on tokio with the broker's address, or skips it (see [`brokers::require`]).
+fn with_rabbitmq<F: std::future::Future<Output = ()>>(test: impl FnOnce(SocketAddr) -> F) {
+    if let Some(broker) = brokers::require("RabbitMQ", brokers::RABBITMQ) {
+        Tokio::block_on(test(broker));
+    }
 }
 
 async fn start(builder: HeraldBuilder, smol: bool) -> (Herald, Port, tempfile::TempDir) {
@@ -56,7 +56,7 @@ async fn settle(port: &Port, id: &EventId) -> IntegrationResult {
 /// The event, a message of its own, arrives in the bound queue as it was sent.
 async fn a_published_event_arrives_as_sent(smol: bool) {
     let routed = Routed::declare("herald-broker-arrives", FieldTable::default()).await;
-    let (herald, port, _dir) = start(Herald::builder().port(port(broker_port(), &routed.exchange)), smol).await;
+    let (herald, port, _dir) = start(Herald::builder().port(port(rabbitmq::port(), &routed.exchange)), smol).await;
     let e = ExternalEvent::builder("order.created")
         .id("evt-arrives")
         .content_type("application/vnd.acme+json")
@@ -104,9 +104,7 @@ async fn a_published_event_arrives_as_sent(smol: bool) {
 
 #[test]
 fn a_published_event_arrives_with_its_id_headers_content_type_persistence_and_exact_payload_tokio() {
-    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_some() {
-        Tokio::block_on(a_published_event_arrives_as_sent(false));
-    }
+    with_rabbitmq(|_| a_published_event_arrives_as_sent(false));
 }
 
 #[test]
@@ -118,10 +116,7 @@ fn a_published_event_arrives_with_its_id_headers_content_type_persistence_and_ex
 
 #[test]
 fn an_exchange_with_no_queue_bound_fails_permanently_after_one_attempt_as_unroutable() {
-    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_none() {
-        return;
-    }
-    Tokio::block_on(async {
+    with_rabbitmq(|_| async {
         // Declared and bound, then unbound: the exchange exists but routes nowhere.
         let routed = Routed::declare("herald-broker-unroutable", FieldTable::default()).await;
         let lonely = format!("{}-lonely", routed.exchange);
@@ -135,7 +130,7 @@ fn an_exchange_with_no_queue_bound_fails_permanently_after_one_attempt_as_unrout
             )
             .await
             .expect("declare an exchange without bindings");
-        let (herald, port, _dir) = start(Herald::builder().port(port(broker_port(), &lonely)), false).await;
+        let (herald, port, _dir) = start(Herald::builder().port(port(rabbitmq::port(), &lonely)), false).await;
         let e = event("evt-unroutable");
 
         port.send(e.clone()).await.expect("accepted");
@@ -159,12 +154,9 @@ fn an_exchange_with_no_queue_bound_fails_permanently_after_one_attempt_as_unrout
 
 #[test]
 fn a_missing_exchange_fails_permanently_as_no_exchange() {
-    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_none() {
-        return;
-    }
-    Tokio::block_on(async {
+    with_rabbitmq(|_| async {
         let missing = brokers::unique("herald-broker-missing");
-        let (herald, port, _dir) = start(Herald::builder().port(port(broker_port(), &missing)), false).await;
+        let (herald, port, _dir) = start(Herald::builder().port(port(rabbitmq::port(), &missing)), false).await;
         let e = event("evt-no-exchange");
 
         port.send(e.clone()).await.expect("accepted");
@@ -180,16 +172,13 @@ fn a_missing_exchange_fails_permanently_as_no_exchange() {
 
 #[test]
 fn a_queue_that_rejects_publishes_is_nacked_and_retried_until_exhausted() {
-    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_none() {
-        return;
-    }
-    Tokio::block_on(async {
+    with_rabbitmq(|_| async {
         let mut full = FieldTable::default();
         full.insert("x-max-length".into(), AMQPValue::LongInt(0));
         full.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
         let routed = Routed::declare("herald-broker-nack", full).await;
         let (herald, port, _dir) = start(
-            Herald::builder().port(port(broker_port(), &routed.exchange).policy(fast_policy().max_attempts(3))),
+            Herald::builder().port(port(rabbitmq::port(), &routed.exchange).policy(fast_policy().max_attempts(3))),
             false,
         )
         .await;
@@ -208,10 +197,7 @@ fn a_queue_that_rejects_publishes_is_nacked_and_retried_until_exhausted() {
 
 #[test]
 fn a_broker_cut_mid_run_is_retried_and_the_event_is_delivered_once_when_it_is_back() {
-    let Some(broker) = brokers::require("RabbitMQ", brokers::RABBITMQ) else {
-        return;
-    };
-    Tokio::block_on(async move {
+    with_rabbitmq(|broker| async move {
         let routed = Routed::declare("herald-broker-cut", FieldTable::default()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let via = listener.local_addr().expect("addr").port();
@@ -279,14 +265,14 @@ async fn until_retrying(port: &Port, id: &EventId) -> IntegrationResult {
 
 #[test]
 fn wrong_credentials_fail_permanently_as_access_refused() {
-    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_none() {
-        return;
-    }
-    Tokio::block_on(async {
-        let config = AmqpConfig::builder(&format!("amqp://guest:wrong-password@127.0.0.1:{}/%2f", broker_port()))
-            .exchange("amq.topic")
-            .build()
-            .expect("valid amqp config");
+    with_rabbitmq(|_| async {
+        let config = AmqpConfig::builder(&format!(
+            "amqp://guest:wrong-password@127.0.0.1:{}/%2f",
+            rabbitmq::port()
+        ))
+        .exchange("amq.topic")
+        .build()
+        .expect("valid amqp config");
         let rabbit = PortConfig::amqp("rabbit", config)
             .expect("valid port")
             .policy(fast_policy());
