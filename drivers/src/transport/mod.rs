@@ -45,3 +45,29 @@ pub trait Transport: Send + Sync + 'static {
     /// every outcome is a report. `duration` may be left zero; the driver measures it.
     fn attempt<'a>(&'a self, request: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport>;
 }
+
+/// Logs one attempt's outcome at debug level: what was observed and how long it took; never
+/// a header, credential or payload. `kind` is the transport (`webhook`, `api`, `amqp`).
+#[cfg(any(feature = "webhook", feature = "api", feature = "amqp"))]
+pub(crate) fn log_outcome(kind: &str, report: &AttemptReport) {
+    use herald_core::Observation;
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
+    let detail = report.detail.as_deref().unwrap_or("");
+    match &report.observation {
+        Observation::Http { status, .. } => {
+            tracing::debug!(kind, status, duration_ms, detail, "attempt answered");
+        }
+        Observation::Acknowledged { duplicate } => {
+            tracing::debug!(kind, duplicate, duration_ms, "attempt acknowledged");
+        }
+        other => {
+            let outcome = match other {
+                Observation::TimedOut => "timeout",
+                Observation::Network(kind) => kind.code(),
+                Observation::Refused { reason, .. } => reason.as_str(),
+                _ => "other",
+            };
+            tracing::debug!(kind, outcome, duration_ms, detail, "attempt got no answer");
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub(crate) enum Placeholder {
 
 impl Placeholder {
     /// The placeholder as written, for error messages.
+    #[cfg(feature = "api")]
     pub(crate) fn name(self) -> &'static str {
         match self {
             Placeholder::Id => "{id}",

@@ -45,7 +45,7 @@ impl AmqpTransport {
             Err(reason) => observe::invalid_request(reason),
         };
         report.duration = started.elapsed();
-        log_outcome(&report);
+        crate::transport::log_outcome("amqp", &report);
         report
     }
 
@@ -74,7 +74,7 @@ impl AmqpTransport {
         };
         match confirmed.await {
             Ok(confirmation) => {
-                self.link.give_back(channel.clone());
+                self.link.give_back(channel);
                 observe::confirmation(confirmation)
             }
             Err(e) => observe::error(&e, Stage::Publishing),
@@ -85,17 +85,6 @@ impl AmqpTransport {
 async fn timed_out(after: Duration) -> AttemptReport {
     async_io::Timer::after(after).await;
     AttemptReport::new(Observation::TimedOut)
-}
-
-fn log_outcome(report: &AttemptReport) {
-    match &report.observation {
-        Observation::Acknowledged { .. } => tracing::debug!(duration = ?report.duration, "amqp publish confirmed"),
-        other => tracing::debug!(
-            observation = ?other,
-            detail = report.detail.as_deref().unwrap_or_default(),
-            "amqp publish not confirmed"
-        ),
-    }
 }
 
 impl Transport for AmqpTransport {

@@ -47,7 +47,7 @@ impl ApiTransport {
         let started = Instant::now();
         let mut report = self.exchange(request, started + request.timeout).await;
         report.duration = started.elapsed();
-        http::log_outcome("api", &report);
+        crate::transport::log_outcome("api", &report);
         report
     }
 
