@@ -38,8 +38,9 @@
 //! ```
 //!
 //! Keys of one kind are refused on a port of another (`secret` on an API port, `method`
-//! on a webhook port, `exchange` on either), so a misplaced key is never silently ignored. Credentials read from
-//! the environment are read when the file is loaded; errors name the variable, never a value.
+//! on a webhook port, `exchange` on either), so a misplaced key is never silently ignored.
+//! Credentials read from the environment are read when the file is loaded; errors name the
+//! variable, never a value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -260,7 +261,7 @@ impl Config {
                     return Err(at(
                         &key("kind"),
                         format!(
-                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\", \"amqp\"",
+                            "{:?} transports are not in this build yet; available: \"webhook\", \"api\"",
                             p.kind
                         ),
                     ));
