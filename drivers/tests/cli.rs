@@ -410,3 +410,84 @@ async fn deliver_publishes_every_line_to_a_jetstream_stream() {
     assert!(text(&status.stdout).contains("delivered"), "{}", text(&status.stdout));
     let _ = js.delete_stream(&name).await;
 }
+
+/// Runs `herald serve` (which starts by loading the configuration) on `config` and returns
+/// the exit code and stderr, the file's folder shown as `[dir]`.
+fn serve_with(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("herald.toml"), config).unwrap();
+    let out = Command::cargo_bin("herald")
+        .unwrap()
+        .arg("--config")
+        .arg(dir.path().join("herald.toml"))
+        .arg("serve")
+        .env_remove("HERALD_CLI_AMQP_PASSWORD_UNSET")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr).replace(&dir.path().display().to_string(), "[dir]");
+    (out.status.code(), err)
+}
+
+#[test]
+fn amqp_port_errors_name_the_port_and_the_field() {
+    let amqp = |extra: &str| {
+        format!("store = 'x.redb'\n[ports.events]\nkind = 'amqp'\nurl = 'amqp://guest:guest@127.0.0.1/%2f'\n{extra}\n")
+    };
+    let cases = [
+        amqp("routing_key = 'orders.{tenant}'"),
+        amqp("exchange = 'has space'"),
+        "store = 'x.redb'\n[ports.events]\nkind = 'amqp'\nurl = 'amqp://guest@127.0.0.1/%2f'\npassword_env = \
+         'HERALD_CLI_AMQP_PASSWORD_UNSET'\n"
+            .to_owned(),
+        amqp("url_env = 'AMQP_URL'"),
+        amqp("secret = 'whsec_x'"),
+        "store = 'x.redb'\n[ports.hooks]\nkind = 'webhook'\nurl = 'https://example.com/h'\nexchange = 'orders'\n"
+            .to_owned(),
+    ];
+    let mut errors = Vec::new();
+    for config in &cases {
+        let (code, err) = serve_with(config);
+        assert_eq!(code, Some(2), "{err}");
+        errors.push(err.trim_end().to_owned());
+    }
+    insta::assert_snapshot!("amqp_config_errors", errors.join("\n"));
+}
+
+#[test]
+fn an_amqp_port_from_the_config_file_publishes_to_rabbitmq() {
+    use herald_tests::brokers;
+    use herald_tests::rabbitmq::{self, Routed};
+    if brokers::require("RabbitMQ", brokers::RABBITMQ).is_none() {
+        return;
+    }
+    let routed = futures_lite::future::block_on(Routed::declare("herald-cli", Default::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "store = 'herald.redb'\n[ports.events]\nkind = 'amqp'\nurl_env = 'HERALD_CLI_AMQP_URL'\nexchange = '{}'\n\
+         routing_key = 'cli.{{type}}'\ntimeout = '2s'\n",
+        routed.exchange
+    );
+    std::fs::write(dir.path().join("herald.toml"), config).unwrap();
+    let herald = |args: &[&str]| {
+        let mut c = Command::cargo_bin("herald").unwrap();
+        c.arg("--config")
+            .arg(dir.path().join("herald.toml"))
+            .args(args)
+            .env("HERALD_CLI_AMQP_URL", rabbitmq::url())
+            .timeout(Duration::from_secs(60));
+        c
+    };
+
+    let out = herald(&["deliver"]).write_stdin(events(0..1)).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let message = futures_lite::future::block_on(routed.next(Duration::from_secs(5))).expect("the event in the queue");
+    assert_eq!(message.delivery.routing_key.as_str(), "cli.order.created");
+    let id = message.delivery.properties.message_id().clone().map(String::from);
+    assert_eq!(id.as_deref(), Some("evt-0"));
+    assert_eq!(message.delivery.data, br#"{"order":0}"#);
+    let status = text(&herald(&["status", "evt-0"]).output().unwrap().stdout);
+    assert!(status.contains("delivered"), "{status}");
+    assert!(!status.contains("guest"), "no credential in the output: {status}");
+}

@@ -2,13 +2,15 @@
 //! adds a [`TransportKind`] here and one test file with one `conformance_suite!` line.
 
 use herald::core::BoxFuture;
+use herald::transport::amqp::AmqpConfig;
 use herald::transport::api::{ApiConfig, Method};
 use herald::transport::nats::NatsConfig;
 use herald::transport::webhook::WebhookConfig;
 use herald::{Herald, HeraldBuilder, PortConfig, StartError};
 
 use crate::conformance::{DriverKind, TransportKind};
-use crate::receiver::{Receiver, Script};
+use crate::receiver::{Answer, Receiver, Script, Verdict};
+use crate::{amqp_front, brokers, rabbitmq};
 
 /// The Standard Webhooks test-vector secret, used by every webhook test.
 pub const TEST_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -139,5 +141,47 @@ impl TransportKind for Nats {
             200..=299 => "acknowledged".to_owned(),
             other => format!("jetstream_{other}"),
         }
+    }
+    fn outcome_message(&self, status: u16) -> String {
+        format!("refused by the destination: {}", self.outcome_code(status))
+    }
+}
+
+/// RabbitMQ ports publishing through an AMQP front (a frame-aware proxy to the real broker
+/// that records each message and answers its confirm by the script: a 5xx becomes a nack,
+/// a 4xx a returned unroutable message, a hang no confirm) to the receiver's exchange, with
+/// the event type as routing key.
+#[derive(Debug, Clone, Copy)]
+pub struct Amqp;
+
+impl TransportKind for Amqp {
+    fn name(&self) -> &'static str {
+        "amqp"
+    }
+    fn port(&self, name: &str, receiver: &Receiver) -> PortConfig {
+        let config = AmqpConfig::builder(&rabbitmq::url_via(receiver.port()))
+            .exchange(receiver.destination())
+            .routing_key("{type}")
+            .build()
+            .expect("valid amqp config");
+        PortConfig::amqp(name, config).expect("valid port")
+    }
+    fn receiver(&self, port: u16, script: Script) -> Receiver {
+        amqp_front::receiver(port, script)
+    }
+    fn outcome_code(&self, status: u16) -> String {
+        match Answer::Status(status).verdict().1 {
+            Verdict::Accept => "acknowledged",
+            Verdict::Retryable(_) => "nack",
+            Verdict::Permanent(_) => "unroutable",
+            Verdict::Never => "timeout",
+        }
+        .to_owned()
+    }
+    fn outcome_message(&self, status: u16) -> String {
+        format!("refused by the destination: {}", self.outcome_code(status))
+    }
+    fn available(&self) -> bool {
+        brokers::require("RabbitMQ", brokers::RABBITMQ).is_some()
     }
 }

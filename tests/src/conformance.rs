@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use herald::core::{BoxFuture, InputError, Jitter};
+use herald::core::{AttemptReport, BoxFuture, Classifier, InputError, Jitter, Observation};
 use herald::{
     DeliveryStatus, EventId, ExternalEvent, Herald, HeraldBuilder, IntegrationPort, Port, PortConfig, RetryPolicy,
     SendError, StartError,
@@ -38,14 +38,24 @@ pub trait TransportKind: Send + Sync + 'static {
     fn receiver(&self, port: u16, script: Script) -> Receiver {
         Receiver::on_port_with(port, script)
     }
-    /// Whether the transport's peer can be reached; a broker transport prints why not and
-    /// returns false (the scenario is skipped), or fails under `HERALD_REQUIRE_BROKERS=1`.
-    fn available(&self) -> bool {
-        true
-    }
     /// The outcome code an attempt answered with the scripted `status` is recorded with.
     fn outcome_code(&self, status: u16) -> String {
         format!("http_{status}")
+    }
+    /// What the recorded failure message of an attempt answered with the scripted `status`
+    /// says (the classifier's words for this transport's fact; details may follow).
+    fn outcome_message(&self, status: u16) -> String {
+        let report = AttemptReport::new(Observation::Http {
+            status,
+            retry_after: None,
+        });
+        Classifier::default().classify(report, T0).message
+    }
+    /// Whether what this transport needs is there. A broker transport calls
+    /// [`crate::brokers::require`]: `false` skips the scenario (with a printed reason), and
+    /// with `HERALD_REQUIRE_BROKERS=1` a missing broker fails it instead.
+    fn available(&self) -> bool {
+        true
     }
 }
 
@@ -149,14 +159,19 @@ impl Combo {
         self.transport.receiver(port, Arc::new(script))
     }
 
-    /// Whether the scenario can run (see [`TransportKind::available`]).
-    pub fn available(&self) -> bool {
-        self.transport.available()
-    }
-
     /// The outcome code for a scripted status, in this transport's words.
     pub fn code(&self, status: u16) -> String {
         self.transport.outcome_code(status)
+    }
+
+    /// The failure message for a scripted status, in this transport's words.
+    pub fn message(&self, status: u16) -> String {
+        self.transport.outcome_message(status)
+    }
+
+    /// Whether the combination can run here (see [`TransportKind::available`]).
+    pub fn available(&self) -> bool {
+        self.transport.available()
     }
 
     fn ctx(&self, what: &str) -> String {
@@ -268,7 +283,12 @@ pub async fn a_failing_delivery_reports_retrying_with_metadata(c: &Combo) {
     let s = until_retrying(c, &port, e.id()).await;
     let failure = s.last_failure.expect("failure detail");
     assert_eq!(failure.code, c.code(503), "{}", c.ctx("failure code"));
-    assert!(failure.message.contains("503"));
+    assert!(
+        failure.message.contains(&c.message(503)),
+        "{}: {}",
+        c.ctx("failure message"),
+        failure.message
+    );
     assert_eq!(
         (s.attempts_made, s.attempts_remaining),
         (1, 2),
@@ -317,7 +337,12 @@ pub async fn a_bad_request_fails_after_exactly_one_attempt(c: &Combo) {
     );
     let f = done.last_failure.unwrap();
     assert_eq!(f.code, c.code(400));
-    assert!(f.message.contains("400"), "{}", f.message);
+    assert!(
+        f.message.contains(&c.message(400)),
+        "{}: {}",
+        c.ctx("failure message"),
+        f.message
+    );
     herald.shutdown(Duration::from_secs(1)).await;
 }
 

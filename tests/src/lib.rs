@@ -4,6 +4,8 @@
 //! combination runs.
 #![forbid(unsafe_code)]
 
+pub mod amqp_front;
+pub mod amqp_wire;
 pub mod brokers;
 pub mod combos;
 pub mod conformance;
@@ -11,6 +13,7 @@ pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
 pub mod nats_front;
+pub mod rabbitmq;
 pub mod receiver;
 pub mod sim;
 pub mod warp;

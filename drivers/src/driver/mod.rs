@@ -108,6 +108,13 @@ impl PortConfig {
         Ok(Self::new(name, crate::transport::nats::NatsTransport::new(config)?))
     }
 
+    /// A RabbitMQ port: publishes to the configured exchange with publisher confirms. No
+    /// connection is opened until the first attempt.
+    #[cfg(feature = "amqp")]
+    pub fn amqp(name: impl Into<String>, config: crate::transport::amqp::AmqpConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(name, crate::transport::amqp::AmqpTransport::new(config)?))
+    }
+
     /// The retry policy (validated when Herald starts).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.engine.policy = policy;

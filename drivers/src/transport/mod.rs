@@ -5,12 +5,18 @@ use std::time::Duration;
 
 use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Timestamp};
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "api")]
 pub mod api;
 #[cfg(any(feature = "webhook", feature = "api"))]
 mod http;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(any(feature = "api", feature = "amqp", feature = "nats"))]
+mod secret;
+#[cfg(any(feature = "api", feature = "amqp", feature = "nats"))]
+mod template;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
@@ -40,4 +46,41 @@ pub trait Transport: Send + Sync + 'static {
     /// Sends the event once and reports what was observed. Never panics on a bad answer:
     /// every outcome is a report. `duration` may be left zero; the driver measures it.
     fn attempt<'a>(&'a self, request: AttemptRequest<'a>) -> BoxFuture<'a, AttemptReport>;
+}
+
+/// The report of an attempt that cannot be made for this event (a value the destination
+/// cannot carry); retrying would not help.
+#[cfg(any(feature = "api", feature = "amqp", feature = "nats"))]
+pub(crate) fn invalid_request(reason: String) -> AttemptReport {
+    AttemptReport::new(herald_core::Observation::Refused {
+        retryable: false,
+        reason: "invalid_request".to_owned(),
+    })
+    .with_detail(reason)
+}
+
+/// Logs one attempt's outcome at debug level: what was observed and how long it took; never
+/// a header, credential or payload. `kind` is the transport (`webhook`, `api`, `amqp`, `nats`).
+#[cfg(any(feature = "webhook", feature = "api", feature = "amqp", feature = "nats"))]
+pub(crate) fn log_outcome(kind: &str, report: &AttemptReport) {
+    use herald_core::Observation;
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
+    let detail = report.detail.as_deref().unwrap_or("");
+    match &report.observation {
+        Observation::Http { status, .. } => {
+            tracing::debug!(kind, status, duration_ms, detail, "attempt answered");
+        }
+        Observation::Acknowledged { duplicate } => {
+            tracing::debug!(kind, duplicate, duration_ms, "attempt acknowledged");
+        }
+        other => {
+            let outcome = match other {
+                Observation::TimedOut => "timeout",
+                Observation::Network(kind) => kind.code(),
+                Observation::Refused { reason, .. } => reason.as_str(),
+                _ => "other",
+            };
+            tracing::debug!(kind, outcome, duration_ms, detail, "attempt got no answer");
+        }
+    }
 }

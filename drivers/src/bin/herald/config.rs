@@ -35,11 +35,19 @@
 //! subject = "events.{type}"              # {type} and {id}; a JetStream stream must capture it
 //! token_env = "NATS_TOKEN"               # or token = "…", or user = "…" with password = "…" /
 //!                                        #   password_env = "VAR"; also connection_name
+//!
+//! [ports.events]
+//! kind = "amqp"                          # RabbitMQ: persistent, mandatory, publisher confirms
+//! url = "amqps://herald@rabbit.example.com/prod"   # or url_env = "VAR" (the whole URL)
+//! password_env = "RABBITMQ_PASSWORD"     # or the password in the url
+//! exchange = "orders"                    # default "" (the default exchange)
+//! routing_key = "orders.{type}"          # {type} and {id}; default "{type}"
 //! ```
 //!
 //! Keys of one kind are refused on a port of another (`secret` on an API port, `method`
-//! on a webhook port, `subject` on either), so a misplaced key is never silently ignored. Credentials read from
-//! the environment are read when the file is loaded; errors name the variable, never a value.
+//! on a webhook port, `exchange` on either), so a misplaced key is never silently ignored.
+//! Credentials read from the environment are read when the file is loaded; errors name the
+//! variable, never a value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +55,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use herald::core::Jitter;
+use herald::transport::amqp::AmqpConfig;
 use herald::transport::api::{ApiConfig, Body, Method};
 use herald::transport::nats::NatsConfig;
 use herald::transport::webhook::WebhookConfig;
@@ -99,6 +108,10 @@ struct PortFile {
     password: Option<String>,
     password_env: Option<String>,
     connection_name: Option<String>,
+    // AMQP ports only (password_env is read by NATS ports too).
+    url_env: Option<String>,
+    exchange: Option<String>,
+    routing_key: Option<String>,
 }
 
 /// `idempotency_header = "Name"`, or `false` for none (`true` keeps the default).
@@ -113,11 +126,13 @@ const WEBHOOK: &[&str] = &["webhook"];
 const API: &[&str] = &["api"];
 const HTTP: &[&str] = &["webhook", "api"];
 const NATS: &[&str] = &["nats"];
+const AMQP: &[&str] = &["amqp"];
+const NATS_AMQP: &[&str] = &["nats", "amqp"];
 
 impl PortFile {
     /// The keys set on this port that its kind does not read, each with the kinds that do.
     fn foreign_keys(&self) -> Vec<(&'static str, &'static [&'static str])> {
-        let specific: [(&'static str, bool, &'static [&'static str]); 22] = [
+        let specific: [(&'static str, bool, &'static [&'static str]); 25] = [
             ("secret", self.secret.is_some(), WEBHOOK),
             ("secret_env", self.secret_env.is_some(), WEBHOOK),
             ("secrets", !self.secrets.is_empty(), WEBHOOK),
@@ -138,8 +153,11 @@ impl PortFile {
             ("token_env", self.token_env.is_some(), NATS),
             ("user", self.user.is_some(), NATS),
             ("password", self.password.is_some(), NATS),
-            ("password_env", self.password_env.is_some(), NATS),
+            ("password_env", self.password_env.is_some(), NATS_AMQP),
             ("connection_name", self.connection_name.is_some(), NATS),
+            ("url_env", self.url_env.is_some(), AMQP),
+            ("exchange", self.exchange.is_some(), AMQP),
+            ("routing_key", self.routing_key.is_some(), AMQP),
         ];
         specific
             .into_iter()
@@ -256,16 +274,14 @@ impl Config {
                     PortConfig::nats(name.clone(), nats).map_err(|e| named(path, &name, e))?
                 }
                 "amqp" => {
-                    return Err(at(
-                        &key("kind"),
-                        "\"amqp\" transports are not in this build yet; available: \"webhook\", \"api\", \"nats\""
-                            .to_owned(),
-                    ));
+                    let amqp = amqp_config(&p, &key).map_err(|(k, what)| at(&k, what))?;
+                    let amqp = amqp.map_err(|e| named(path, &name, e))?;
+                    PortConfig::amqp(name.clone(), amqp).map_err(|e| named(path, &name, e))?
                 }
                 other => {
                     return Err(at(
                         &key("kind"),
-                        format!("unknown kind {other:?}; expected \"webhook\", \"api\" or \"nats\""),
+                        format!("unknown kind {other:?}; expected \"webhook\", \"api\", \"nats\" or \"amqp\""),
                     ));
                 }
             };
@@ -430,6 +446,35 @@ fn nats_config(
     }
     if let Some(name) = &p.connection_name {
         b = b.connection_name(name);
+    }
+    Ok(b.build())
+}
+
+/// The AMQP configuration of a port: file-level problems as `(key, what)`, the builder's
+/// verdict as a [`ConfigError`] (its field is `amqp.…`).
+fn amqp_config(
+    p: &PortFile,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Result<AmqpConfig, ConfigError>, (String, String)> {
+    let mut b = match (&p.url, &p.url_env) {
+        (Some(_), Some(_)) => return Err((key("url_env"), "set url or url_env, not both".into())),
+        (Some(url), None) => AmqpConfig::builder(url),
+        (None, Some(var)) => AmqpConfig::builder_url_env(var),
+        (None, None) => {
+            return Err((
+                key("url"),
+                "missing (an AMQP port needs url, or url_env naming a variable that holds it)".into(),
+            ));
+        }
+    };
+    if let Some(var) = &p.password_env {
+        b = b.password_env(var);
+    }
+    if let Some(exchange) = &p.exchange {
+        b = b.exchange(exchange);
+    }
+    if let Some(template) = &p.routing_key {
+        b = b.routing_key(template);
     }
     Ok(b.build())
 }

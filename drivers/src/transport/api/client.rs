@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use herald_core::{AttemptReport, BoxFuture, ExternalEvent, Observation};
+use herald_core::{AttemptReport, BoxFuture, ExternalEvent};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -12,7 +12,7 @@ use super::body::{Body, json_envelope};
 use super::config::ApiConfig;
 use crate::error::ConfigError;
 use crate::transport::http::{self, DEFAULT_USER_AGENT, observe};
-use crate::transport::{AttemptRequest, Transport};
+use crate::transport::{AttemptRequest, Transport, invalid_request, log_outcome};
 
 /// Delivers events to a REST API, reusing connections across attempts.
 ///
@@ -47,7 +47,7 @@ impl ApiTransport {
         let started = Instant::now();
         let mut report = self.exchange(request, started + request.timeout).await;
         report.duration = started.elapsed();
-        http::log_outcome("api", &report);
+        log_outcome("api", &report);
         report
     }
 
@@ -78,15 +78,6 @@ impl ApiTransport {
             Err(e) => observe::error(e),
         }
     }
-}
-
-/// The report of an attempt that cannot be made for this event; retrying would not help.
-fn invalid_request(reason: String) -> AttemptReport {
-    AttemptReport::new(Observation::Refused {
-        retryable: false,
-        reason: "invalid_request".to_owned(),
-    })
-    .with_detail(reason)
 }
 
 /// The headers and body of one attempt: static headers, authorization, content type and the

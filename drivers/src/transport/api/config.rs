@@ -14,6 +14,7 @@ use super::body::Body;
 use super::template::UrlTemplate;
 use crate::error::ConfigError;
 use crate::transport::http;
+use crate::transport::secret::{Source, resolve};
 
 /// The idempotency header sent unless configured otherwise (the IETF HTTPAPI draft's name,
 /// and what Stripe, PayPal, Adyen and others read).
@@ -82,13 +83,6 @@ impl FromStr for Method {
             )),
         }
     }
-}
-
-/// Where a credential comes from.
-#[derive(Clone)]
-enum Source {
-    Value(String),
-    Env(String),
 }
 
 #[derive(Clone)]
@@ -448,47 +442,11 @@ fn idempotency_header(name: &str, has_auth: bool) -> Result<HeaderName, ConfigEr
     Ok(header)
 }
 
-/// Reads a credential. Errors name `api.auth` and the variable, never a value.
-fn resolve(source: &Source, what: &str) -> Result<String, ConfigError> {
-    let bad = |reason: String| ConfigError::invalid("api.auth", reason);
-    let value = match source {
-        Source::Value(v) => v.clone(),
-        Source::Env(var) => {
-            if var.is_empty() || var.contains(['=', '\0']) {
-                return Err(bad(format!(
-                    "{var:?} is not a valid environment variable name (for the {what})"
-                )));
-            }
-            match std::env::var(var) {
-                Ok(v) => v,
-                Err(std::env::VarError::NotPresent) => {
-                    return Err(bad(format!(
-                        "environment variable {var} is not set (it should hold the {what})"
-                    )));
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(bad(format!(
-                        "environment variable {var} is not valid UTF-8 (it should hold the {what})"
-                    )));
-                }
-            }
-        }
-    };
-    if value.is_empty() {
-        let from = match source {
-            Source::Value(_) => String::new(),
-            Source::Env(var) => format!(" (from environment variable {var})"),
-        };
-        return Err(bad(format!("the {what} is empty{from}")));
-    }
-    Ok(value)
-}
-
 fn authorization(spec: &AuthSpec) -> Result<(AuthKind, HeaderValue), ConfigError> {
     let bad = |reason: &str| ConfigError::invalid("api.auth", reason);
     let (kind, text) = match spec {
         AuthSpec::Bearer(token) => {
-            let token = resolve(token, "bearer token")?;
+            let token = resolve("api.auth", token, "bearer token")?;
             if !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(bad(
                     "the bearer token has a character outside visible ASCII (spaces and control characters \
@@ -498,8 +456,8 @@ fn authorization(spec: &AuthSpec) -> Result<(AuthKind, HeaderValue), ConfigError
             (AuthKind::Bearer, format!("Bearer {token}"))
         }
         AuthSpec::Basic { user, password } => {
-            let user = resolve(user, "basic auth user")?;
-            let password = resolve(password, "basic auth password")?;
+            let user = resolve("api.auth", user, "basic auth user")?;
+            let password = resolve("api.auth", password, "basic auth password")?;
             if user.contains(':') {
                 return Err(bad("the basic auth user contains ':', which RFC 7617 forbids"));
             }

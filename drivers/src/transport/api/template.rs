@@ -18,28 +18,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::transport::http;
-
-/// What a placeholder stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Placeholder {
-    Id,
-    Type,
-}
-
-impl Placeholder {
-    fn name(self) -> &'static str {
-        match self {
-            Placeholder::Id => "{id}",
-            Placeholder::Type => "{type}",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Value(Placeholder),
-}
+use crate::transport::template::{Part, Placeholder, tokenize};
 
 /// A validated URL template. The literal parts are kept in the form the URL parser gives
 /// them, so rendering is concatenation and the parsed result can be compared with it.
@@ -145,49 +124,6 @@ impl UrlTemplate {
     pub(super) fn base(&self) -> &Url {
         &self.base
     }
-}
-
-/// Splits `raw` into literals and placeholders, each with its byte offset.
-fn tokenize(raw: &str) -> Result<Vec<(usize, Part)>, String> {
-    let mut tokens = Vec::new();
-    let mut literal_start = 0;
-    let mut rest = raw.char_indices();
-    while let Some((at, c)) = rest.next() {
-        match c {
-            '{' => {
-                let close = raw[at + 1..]
-                    .find(['{', '}'])
-                    .filter(|&i| raw.as_bytes()[at + 1 + i] == b'}')
-                    .ok_or_else(|| format!("unbalanced braces: the '{{' at byte {at} is not closed"))?;
-                let name = &raw[at + 1..at + 1 + close];
-                let placeholder = match name {
-                    "id" => Placeholder::Id,
-                    "type" => Placeholder::Type,
-                    other => {
-                        let shown: String = other.chars().take(32).collect();
-                        return Err(format!(
-                            "unknown placeholder {{{shown}}} at byte {at}; the placeholders are {{id}} and {{type}}"
-                        ));
-                    }
-                };
-                if literal_start < at {
-                    tokens.push((literal_start, Part::Literal(raw[literal_start..at].to_owned())));
-                }
-                tokens.push((at, Part::Value(placeholder)));
-                literal_start = at + close + 2;
-                // Skip the name and the closing brace (ASCII, so bytes are chars).
-                for _ in 0..=close {
-                    rest.next();
-                }
-            }
-            '}' => return Err(format!("unbalanced braces: the '}}' at byte {at} closes nothing")),
-            _ => {}
-        }
-    }
-    if literal_start < raw.len() {
-        tokens.push((literal_start, Part::Literal(raw[literal_start..].to_owned())));
-    }
-    Ok(tokens)
 }
 
 /// Where the authority (host and port) of `raw` ends: the first `/`, `?` or `#` after `://`.

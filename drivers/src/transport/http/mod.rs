@@ -4,7 +4,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | [`client`], [`parse_url`], [`check_destination`], [`static_header`], [`log_outcome`] |
+//! | `mod.rs` | [`client`], [`parse_url`], [`check_destination`], [`static_header`] |
 //! | `ssrf.rs` | the destination guard: [`forbidden_class`](ssrf::forbidden_class) and the filtering resolver |
 //! | `observe.rs` | response or error to [`AttemptReport`] facts |
 
@@ -14,7 +14,7 @@ pub(crate) mod ssrf;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use herald_core::{AttemptReport, Observation};
+use herald_core::AttemptReport;
 use reqwest::header::{HeaderName, HeaderValue};
 use url::{Host, Url};
 
@@ -147,25 +147,4 @@ pub(crate) fn static_header(name: &str, value: &str, reserved: &[&str]) -> Resul
     // Static headers often carry credentials: keep them out of HTTP/2 header compression tables.
     value.set_sensitive(true);
     Ok((name, value))
-}
-
-/// Logs one attempt's outcome at debug level: what was observed and how long it took; never
-/// a header, credential or payload. `kind` is the transport (`webhook`, `api`).
-pub(crate) fn log_outcome(kind: &str, report: &AttemptReport) {
-    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
-    let detail = report.detail.as_deref().unwrap_or("");
-    match &report.observation {
-        Observation::Http { status, .. } => {
-            tracing::debug!(kind, status, duration_ms, detail, "attempt answered");
-        }
-        other => {
-            let outcome = match other {
-                Observation::TimedOut => "timeout",
-                Observation::Network(kind) => kind.code(),
-                Observation::Refused { reason, .. } => reason.as_str(),
-                _ => "other",
-            };
-            tracing::debug!(kind, outcome, duration_ms, detail, "attempt got no answer");
-        }
-    }
 }

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use super::config::{Credentials, NatsConfig};
 use crate::error::ConfigError;
-use crate::transport::{AttemptRequest, Transport};
+use crate::transport::{AttemptRequest, Transport, invalid_request, log_outcome};
 
 /// The header JetStream de-duplicates on, within the stream's duplicate window.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -61,7 +61,7 @@ impl NatsTransport {
         let started = Instant::now();
         let mut report = self.publish(request, started + request.timeout).await;
         report.duration = started.elapsed();
-        log_outcome(&report);
+        log_outcome("nats", &report);
         report
     }
 
@@ -75,17 +75,25 @@ impl NatsTransport {
             Ok(headers) => headers,
             Err(reason) => return invalid_request(reason),
         };
-        let connection = match self.connection().await {
-            Ok(connection) => connection,
-            Err(reason) => return AttemptReport::new(Observation::Network(NetworkError::Connect)).with_detail(reason),
+        let connection = match tokio::time::timeout_at(deadline, self.connection()).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(report)) => return report,
+            Err(_) => {
+                return AttemptReport::new(Observation::TimedOut).with_detail(format!(
+                    "no connection to NATS at {} within the attempt timeout",
+                    self.config.first_server()
+                ));
+            }
         };
         // Half the attempt's time at most, so the connect error is reported before the deadline.
         if !connection
             .wait_connected((request.timeout / 2).min(CONNECT_GRACE))
             .await
         {
-            return AttemptReport::new(Observation::Network(NetworkError::Connect))
-                .with_detail(format!("not connected to NATS at {}", self.config.first_server()));
+            return AttemptReport::new(Observation::Network(NetworkError::Connect)).with_detail(format!(
+                "not connected to NATS at {} (reconnecting)",
+                self.config.first_server()
+            ));
         }
         let message = PublishMessage::build()
             .payload(event.payload().to_vec().into())
@@ -105,7 +113,7 @@ impl NatsTransport {
         }
     }
 
-    async fn connection(&self) -> Result<&Connection, String> {
+    async fn connection(&self) -> Result<&Connection, AttemptReport> {
         self.connection.get_or_try_init(|| connect(&self.config)).await
     }
 }
@@ -123,27 +131,27 @@ impl Connection {
     }
 }
 
-/// Opens the client. It returns at once and connects in the background (retrying, with a
-/// backoff capped at 2 s), so a server that is down at start-up is not an error: attempts
-/// report connect errors until it is up.
-async fn connect(config: &NatsConfig) -> Result<Connection, String> {
+/// Opens the client: the first connection is made here, within the attempt (a server that
+/// refuses is a connect error now, and the next attempt tries again); once connected, the
+/// client reconnects by itself with a backoff capped at 2 s.
+async fn connect(config: &NatsConfig) -> Result<Connection, AttemptReport> {
     let (tx, rx) = watch::channel(false);
+    let events = tx.clone();
     let mut options = async_nats::ConnectOptions::new()
         .name(&config.connection_name)
-        .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis(50u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(2))
         })
         .event_callback(move |event| {
-            let tx = tx.clone();
+            let events = events.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
-                        tx.send_replace(true);
+                        events.send_replace(true);
                     }
                     async_nats::Event::Disconnected | async_nats::Event::Closed => {
-                        tx.send_replace(false);
+                        events.send_replace(false);
                     }
                     _ => {}
                 }
@@ -156,8 +164,8 @@ async fn connect(config: &NatsConfig) -> Result<Connection, String> {
     };
     let client = async_nats::connect_with_options(config.servers.clone(), options)
         .await
-        // The error may repeat the URL; say which server without it.
-        .map_err(|e| format!("cannot open a NATS client for {}: {}", config.first_server(), e.kind()))?;
+        .map_err(|e| connect_error(&e, config))?;
+    tx.send_replace(client.connection_state() == async_nats::connection::State::Connected);
     // The attempt enforces its own deadline; the context's only bounds acks left behind.
     let jetstream = async_nats::jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(60))
@@ -166,6 +174,27 @@ async fn connect(config: &NatsConfig) -> Result<Connection, String> {
         jetstream,
         connected: rx,
     })
+}
+
+/// What a failed first connection says. The error's text may repeat the URL (and its
+/// credentials), so only its kind is kept, with the server as `host:port`.
+fn connect_error(error: &async_nats::ConnectError, config: &NatsConfig) -> AttemptReport {
+    use async_nats::ConnectErrorKind as Kind;
+    let observation = match error.kind() {
+        Kind::Authentication | Kind::AuthorizationViolation => Observation::Refused {
+            retryable: false,
+            reason: "access_refused".to_owned(),
+        },
+        Kind::Dns => Observation::Network(NetworkError::Dns),
+        Kind::Tls => Observation::Network(NetworkError::Tls),
+        Kind::TimedOut => Observation::TimedOut,
+        _ => Observation::Network(NetworkError::Connect),
+    };
+    AttemptReport::new(observation).with_detail(format!(
+        "cannot connect to NATS at {}: {}",
+        config.first_server(),
+        error.kind()
+    ))
 }
 
 /// The headers of every attempt: the id JetStream de-duplicates on, the content type, the
@@ -225,19 +254,6 @@ fn retryable_status(code: usize) -> bool {
     matches!(code, 408 | 429 | 500..)
 }
 
-/// The report of an attempt that cannot be made for this event; retrying would not help.
-fn invalid_request(reason: String) -> AttemptReport {
-    AttemptReport::new(Observation::Refused {
-        retryable: false,
-        reason: "invalid_request".to_owned(),
-    })
-    .with_detail(reason)
-}
-
-fn log_outcome(report: &AttemptReport) {
-    tracing::debug!(observation = ?report.observation, detail = ?report.detail, "nats attempt finished");
-}
-
 impl Transport for NatsTransport {
     fn kind(&self) -> &'static str {
         "nats"
@@ -285,6 +301,27 @@ mod tests {
         assert_eq!(get("Herald-Event-Type").as_deref(), Some("order.created"));
         assert_eq!(get("Herald-Occurred-At").as_deref(), Some("2023-11-14T22:13:20.000Z"));
         assert_eq!(get("Herald-Meta-tenant").as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn refused_credentials_are_permanent_and_other_connect_failures_retryable() {
+        use async_nats::{ConnectError, ConnectErrorKind as Kind};
+        let config = NatsConfig::builder("nats://alice:hunter2@127.0.0.1:4222")
+            .subject("e")
+            .build()
+            .unwrap();
+        let report = connect_error(&ConnectError::new(Kind::AuthorizationViolation), &config);
+        assert!(matches!(
+            report.observation,
+            Observation::Refused { retryable: false, ref reason } if reason == "access_refused"
+        ));
+        let detail = report.detail.unwrap();
+        assert!(
+            detail.contains("127.0.0.1:4222") && !detail.contains("hunter2"),
+            "{detail}"
+        );
+        let report = connect_error(&ConnectError::new(Kind::Io), &config);
+        assert_eq!(report.observation, Observation::Network(NetworkError::Connect));
     }
 
     #[test]

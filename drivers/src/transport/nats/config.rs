@@ -6,13 +6,7 @@ use std::fmt;
 
 use super::subject::SubjectTemplate;
 use crate::error::ConfigError;
-
-/// Where a credential comes from.
-#[derive(Clone)]
-enum Source {
-    Value(String),
-    Env(String),
-}
+use crate::transport::secret::{Source, resolve};
 
 #[derive(Clone)]
 enum AuthSpec {
@@ -173,12 +167,15 @@ impl NatsConfigBuilder {
         let subject = SubjectTemplate::parse(&template).map_err(|why| ConfigError::invalid("nats.subject", why))?;
         let credentials = match self.auth {
             None => None,
-            Some(AuthSpec::Token(source)) => Some(Credentials::Token(resolve(&source, "nats.token")?)),
+            Some(AuthSpec::Token(source)) => Some(Credentials::Token(resolve("nats.token", &source, "token")?)),
             Some(AuthSpec::UserPassword { user, password }) => {
                 if user.is_empty() {
                     return Err(ConfigError::invalid("nats.user", "the user must not be empty"));
                 }
-                Some(Credentials::UserPassword(user, resolve(&password, "nats.password")?))
+                Some(Credentials::UserPassword(
+                    user,
+                    resolve("nats.password", &password, "password")?,
+                ))
             }
         };
         if self.connection_name.is_empty() || self.connection_name.chars().any(char::is_control) {
@@ -215,27 +212,6 @@ fn parse_server(url: &str) -> Result<async_nats::ServerAddr, ConfigError> {
         return Err(bad("a NATS server URL has no path, query or fragment"));
     }
     async_nats::ServerAddr::from_url(parsed).map_err(|e| bad(&e.to_string()))
-}
-
-/// Reads a credential. Errors name the field and the variable, never a value.
-fn resolve(source: &Source, field: &str) -> Result<String, ConfigError> {
-    let value = match source {
-        Source::Value(v) => v.clone(),
-        Source::Env(var) => {
-            if var.is_empty() || var.contains(['=', '\0']) {
-                return Err(ConfigError::invalid(
-                    field,
-                    format!("{var:?} is not a valid environment variable name"),
-                ));
-            }
-            std::env::var(var)
-                .map_err(|_| ConfigError::invalid(field, format!("environment variable {var} is not set")))?
-        }
-    };
-    if value.is_empty() {
-        return Err(ConfigError::invalid(field, "the credential is empty"));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -35,11 +35,13 @@
 //! | JetStream API error with code 408, 429 or 5xx (e.g. stream full, no leader) | `jetstream_<code>` | retryable |
 //! | any other JetStream API error | `jetstream_<code>` | permanent |
 //! | message larger than the server's max payload | `too_large` | permanent |
-//! | not connected (refused, down) within 2 s | `connect_error` | retryable |
+//! | the first connection refused, or not reconnected within 2 s | `connect_error` | retryable |
+//! | the server refuses the credentials | `access_refused` | permanent |
 //! | connection lost before the ack | `connection_reset` | retryable |
 //! | no ack within the attempt timeout | `timeout` | retryable |
 //!
-//! **Connection.** One client per port, opened at the first attempt; it reconnects by itself
+//! **Connection.** One client per port, connected by the first attempt (one that fails is
+//! a connect error, and the next attempt tries again); from then on it reconnects by itself
 //! with a backoff capped at 2 s, so a server that was down is used again as soon as it is
 //! back. Credentials (token, or user and password; from values or environment variables,
 //! or in the URL) are never logged nor shown by `Debug`.

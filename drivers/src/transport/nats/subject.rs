@@ -5,13 +5,7 @@
 
 use std::fmt;
 
-/// One piece of a template.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Type,
-    Id,
-}
+use crate::transport::template::{Part, Placeholder, tokenize};
 
 /// A validated subject template.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,43 +26,17 @@ impl SubjectTemplate {
         if template.is_empty() {
             return Err("the subject must not be empty".to_owned());
         }
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut rest = template;
-        while let Some(c) = rest.chars().next() {
-            match c {
-                '{' => {
-                    let end = rest
-                        .find('}')
-                        .ok_or_else(|| format!("unclosed '{{' in subject template {template:?}"))?;
-                    let name = &rest[1..end];
-                    let part = match name {
-                        "type" => Part::Type,
-                        "id" => Part::Id,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder {{{other}}} in subject template {template:?}; expected {{type}} or {{id}}"
-                            ));
-                        }
-                    };
-                    if !literal.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut literal)));
-                    }
-                    parts.push(part);
-                    rest = &rest[end + 1..];
-                }
-                '}' => return Err(format!("unmatched '}}' in subject template {template:?}")),
-                c => {
-                    if let Some(reason) = bad_char(c) {
-                        return Err(format!("subject template {template:?} contains {reason}"));
-                    }
-                    literal.push(c);
-                    rest = &rest[c.len_utf8()..];
-                }
+        let parts: Vec<Part> = tokenize(template)
+            .map_err(|why| format!("subject template {template:?}: {why}"))?
+            .into_iter()
+            .map(|(_, part)| part)
+            .collect();
+        for part in &parts {
+            if let Part::Literal(text) = part
+                && let Some(reason) = text.chars().find_map(bad_char)
+            {
+                return Err(format!("subject template {template:?} contains {reason}"));
             }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
         }
         let parsed = SubjectTemplate {
             source: template.to_owned(),
@@ -93,8 +61,8 @@ impl SubjectTemplate {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Type => out.push_str(event_type),
-                Part::Id => out.push_str(id),
+                Part::Value(Placeholder::Type) => out.push_str(event_type),
+                Part::Value(Placeholder::Id) => out.push_str(id),
             }
         }
         out
@@ -140,8 +108,8 @@ mod tests {
         for (template, why) in [
             ("", "empty"),
             ("events.{kind}", "unknown placeholder {kind}"),
-            ("events.{type", "unclosed"),
-            ("events.type}", "unmatched"),
+            ("events.{type", "unbalanced braces"),
+            ("events.type}", "unbalanced braces"),
             ("events.*", "wildcard"),
             ("events.>", "wildcard"),
             ("events .{type}", "whitespace"),

@@ -46,7 +46,7 @@ impl WebhookTransport {
         let started = Instant::now();
         let mut report = self.exchange(request, started + request.timeout).await;
         report.duration = started.elapsed();
-        http::log_outcome("webhook", &report);
+        crate::transport::log_outcome("webhook", &report);
         report
     }
 

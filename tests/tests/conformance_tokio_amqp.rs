@@ -1,0 +1,8 @@
+//! The conformance suite for the tokio driver with the RabbitMQ transport (through an AMQP
+//! front to the real broker; skipped when RabbitMQ is unreachable, unless
+//! `HERALD_REQUIRE_BROKERS=1`).
+
+use herald_tests::combos::{Amqp, Tokio};
+use herald_tests::conformance::Combo;
+
+herald_tests::conformance_suite!(Combo::new(Tokio, Amqp), Tokio::block_on, Tokio::spawn);
