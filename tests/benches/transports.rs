@@ -1,5 +1,6 @@
 //! Delivery rate per transport: Herald delivering N events through one port of each
-//! transport (REST API to a local hyper receiver, NATS JetStream to a real stream), next to
+//! transport (REST API to a local hyper receiver, NATS JetStream to a real stream, RabbitMQ
+//! to a real exchange and queue with publisher confirms), next to
 //! the raw client of the same transport at the same concurrency with nothing stored (the
 //! limit), interleaved round by round in one run.
 //!
@@ -12,12 +13,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald::transport::amqp::AmqpConfig;
 use herald::transport::api::{ApiConfig, Method};
 use herald::transport::nats::NatsConfig;
 use herald::{DeliveryStatus, ExternalEvent, Herald, PortConfig, RetryPolicy};
 use herald_core::Jitter;
 use herald_tests::brokers;
+use herald_tests::rabbitmq::{self, Routed};
 use herald_tests::receiver::Receiver;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Confirmation};
 
 /// Concurrent senders, and the port's (and the raw client's) attempts in flight.
 const CONCURRENCY: usize = 64;
@@ -128,6 +133,73 @@ impl Bench for Nats {
     }
 }
 
+/// The raw side publishes on one confirm-mode channel shared by all tasks (lapin matches
+/// confirms to publishes by delivery tag); Herald keeps a channel per attempt in flight.
+struct Amqp {
+    routed: Routed,
+    channel: lapin::Channel,
+    _connection: lapin::Connection,
+}
+
+impl Amqp {
+    async fn start() -> Amqp {
+        let routed = Routed::declare("herald-bench", Default::default()).await;
+        let connection = rabbitmq::connect().await;
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        Amqp {
+            routed,
+            channel,
+            _connection: connection,
+        }
+    }
+}
+
+impl Bench for Amqp {
+    fn name(&self) -> &'static str {
+        "RabbitMQ (confirms, mandatory, persistent)"
+    }
+    fn port(&self) -> PortConfig {
+        let config = AmqpConfig::builder(&rabbitmq::url())
+            .exchange(self.routed.exchange.as_str())
+            .routing_key("{type}")
+            .build()
+            .expect("amqp config");
+        PortConfig::amqp("bench", config).expect("port")
+    }
+    fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>> {
+        Box::pin(async move {
+            let properties = BasicProperties::default()
+                .with_message_id(event.id().as_str().into())
+                .with_content_type(event.content_type().into())
+                .with_delivery_mode(2);
+            let confirmation = self
+                .channel
+                .basic_publish(
+                    self.routed.exchange.as_str().into(),
+                    event.event_type().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
+                    event.payload(),
+                    properties,
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            match confirmation {
+                Confirmation::Ack(None) => Ok(()),
+                other => Err(format!("not confirmed: {other:?}")),
+            }
+        })
+    }
+}
+
 fn event(tag: &str, i: usize) -> ExternalEvent {
     let mut payload = format!(r#"{{"i":{i},"pad":""#).into_bytes();
     payload.resize(BODY - 2, b'x');
@@ -222,6 +294,9 @@ fn main() {
         })];
         if brokers::require("NATS", brokers::NATS).is_some() {
             benches.push(Arc::new(Nats::start().await));
+        }
+        if brokers::require("RabbitMQ", brokers::RABBITMQ).is_some() {
+            benches.push(Arc::new(Amqp::start().await));
         }
         println!(
             "delivery rate per transport: {} round(s) × {n} events, {BODY} B bodies, {CONCURRENCY} senders and attempts in flight, {} cores",
