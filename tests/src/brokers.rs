@@ -30,9 +30,26 @@ pub fn require(name: &str, addr: &str) -> Option<SocketAddr> {
             panic!("{name} at {addr} is unreachable ({e}) and HERALD_REQUIRE_BROKERS=1")
         }
         Err(e) => {
-            eprintln!("skipping: {name} at {addr} is unreachable ({e}); set HERALD_REQUIRE_BROKERS=1 to fail instead");
+            skipping(name, &format!("{name} at {addr} is unreachable ({e})"));
             None
         }
+    }
+}
+
+/// Says once per process and broker why its tests are skipped. Written to the process's
+/// stderr directly: the test harness captures `eprintln!` of passing tests, and a skip
+/// must be seen.
+fn skipping(name: &str, why: &str) {
+    use std::collections::BTreeSet;
+    use std::io::Write as _;
+    use std::sync::Mutex;
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = SAID.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
+    if first {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping {name} tests: {why}; set HERALD_REQUIRE_BROKERS=1 to fail instead"
+        );
     }
 }
 
