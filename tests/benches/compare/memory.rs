@@ -1,0 +1,136 @@
+//! Section 4, memory and restart: a fresh process (this bench binary again, so that no
+//! other measurement's allocations count) starts Herald on the filled store, which holds
+//! n deliveries retrying in one hour, and answers one status query. Reported: the
+//! process's resident-set growth per pending delivery over that start (from
+//! /proc/self/statm, payloads stay in the store), its peak (VmHWM), and the time from
+//! `Herald::builder()…start_tokio()` to the first answered status (restart and resume).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use herald::{DeliveryStatus, EventId, Herald};
+
+use crate::herald_setup::{PORT, webhook_port};
+use crate::report::Table;
+use crate::stats::median;
+
+/// Set in the child's environment: the store to restart on, and its pending count.
+pub(crate) const CHILD_ENV: &str = "HERALD_BENCH_MEMORY_CHILD";
+const COUNT_ENV: &str = "HERALD_BENCH_MEMORY_N";
+
+/// Medians over rounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Row {
+    pub(crate) n: usize,
+    pub(crate) bytes_per_delivery: f64,
+    pub(crate) peak_mib: f64,
+    pub(crate) restart_secs: f64,
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The child's work: restart on the store in `CHILD_ENV` and print one result line.
+pub(crate) fn child(store: &str) -> Result<(), String> {
+    let n: usize = std::env::var(COUNT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or("pending count missing")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let before = resident_bytes().ok_or("no /proc/self/statm")?;
+        let start = Instant::now();
+        let h = Herald::builder()
+            .store_path(store)
+            .port(webhook_port("http://127.0.0.1:9/never", 64))
+            .start_tokio()
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = h.port(PORT).ok_or("no bench port")?;
+        let id = EventId::new(format!("later-{}", n - 1)).map_err(|e| e.to_string())?;
+        let status = port.status(&id).await.map_err(|e| e.to_string())?;
+        let took = start.elapsed();
+        if status.as_ref().map(|s| s.status) != Some(DeliveryStatus::Retrying) {
+            return Err(format!("{id} should be retrying after the restart, is {status:?}"));
+        }
+        let after = resident_bytes().ok_or("no /proc/self/statm")?;
+        let peak = status_kib("VmHWM:").unwrap_or(0);
+        println!(
+            "memory-child growth={} peak_kib={peak} restart_s={}",
+            after.saturating_sub(before),
+            took.as_secs_f64()
+        );
+        h.shutdown(Duration::ZERO).await;
+        Ok(())
+    })
+}
+
+/// Runs the child `rounds` times on `store` holding `n` pending deliveries.
+pub(crate) fn run(store: &Path, n: usize, rounds: usize) -> Result<Row, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (mut per, mut peak, mut secs) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let out = Command::new(&exe)
+            .env(CHILD_ENV, store)
+            .env(COUNT_ENV, n.to_string())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("memory-child ")).ok_or_else(|| {
+            format!(
+                "memory child failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
+        let field = |name: &str| -> Result<f64, String> {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                .ok_or_else(|| format!("no {name} in {line:?}"))
+        };
+        per.push(field("growth")? / n as f64);
+        peak.push(field("peak_kib")? / 1024.0);
+        secs.push(field("restart_s")?);
+    }
+    Ok(Row {
+        n,
+        bytes_per_delivery: median(per),
+        peak_mib: median(peak),
+        restart_secs: median(secs),
+    })
+}
+
+/// The section's table.
+pub(crate) fn table(r: &Row) -> Table {
+    let mut t = Table::new(
+        &format!(
+            "Memory and restart with {} deliveries pending (retrying in one hour)",
+            r.n
+        ),
+        &[
+            "RSS growth per pending delivery (target ≤ 256 B)",
+            "peak RSS of the process",
+            "restart → first status answered (target ≤ 3 s)",
+        ],
+    );
+    t.row(vec![
+        format!("{:.0} B", r.bytes_per_delivery),
+        format!("{:.0} MiB", r.peak_mib),
+        format!("{:.2} s", r.restart_secs),
+    ]);
+    t
+}
