@@ -230,7 +230,14 @@ async fn cell(dir: &Path, sink: &Sink, cell: Cell, sizes: Sizes, rounds: usize) 
 /// Runs the section.
 pub(crate) async fn run(dir: &Path, sink: &Sink, sizes: Sizes, rounds: usize) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    for c in CELLS {
+    // For working on one cell: HERALD_BENCH_CELL=0..4.
+    let only: Option<usize> = std::env::var("HERALD_BENCH_CELL").ok().and_then(|c| c.parse().ok());
+    for c in CELLS
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        .map(|(_, c)| c)
+    {
         rows.push(cell(dir, sink, c, sizes, rounds).await?);
     }
     Ok(rows)
@@ -265,6 +272,7 @@ pub(crate) fn tables(rows: &[Row]) -> Vec<Table> {
             "Herald smol",
             "naive",
             "apalis-sqlite",
+            "time per attempt slot, raw / Herald tokio (ms)",
         ],
     );
     for r in rows {
@@ -293,6 +301,8 @@ pub(crate) fn tables(rows: &[Row]) -> Vec<Table> {
             ratio(r.tokio.rate / r.apalis.rate),
         ]);
         let pair = |s: &Sample| format!("{} / {}", ms(s.latency.p50), ms(s.latency.p99));
+        // Little's law: each in-flight slot serves one event per in_flight / rate.
+        let slot = |rate: f64| format!("{:.2}", c.in_flight as f64 / rate * 1e3);
         lat.row(vec![
             body,
             inf,
@@ -301,6 +311,7 @@ pub(crate) fn tables(rows: &[Row]) -> Vec<Table> {
             pair(&r.smol),
             pair(&r.naive),
             pair(&r.apalis),
+            format!("{} / {}", slot(r.raw.rate), slot(r.tokio.rate)),
         ]);
     }
     vec![rates, lat]

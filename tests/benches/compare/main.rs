@@ -161,24 +161,39 @@ fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // For working on one section: HERALD_BENCH_ONLY=accept,e2e,memory,status.
+    let only = std::env::var("HERALD_BENCH_ONLY").unwrap_or_default();
+    let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o.trim() == s);
     let (accept_rows, e2e_rows) = rt.block_on(async {
         let sink = sink::Sink::start().await;
-        let accept_rows = accept::run(dir.path(), &mode.accept, mode.rounds).await?;
-        emit(&mut tables, accept::tables(&accept_rows));
-        let e2e_rows = e2e::run(dir.path(), &sink, mode.e2e, mode.rounds).await?;
-        emit(&mut tables, e2e::tables(&e2e_rows));
-
-        let filled = tokio::task::block_in_place(|| store_fill::fill(dir.path(), mode.stored))?;
-        println!(
-            "(store filled through RedbStore::commit: {} delivered + {} retrying deliveries in {:.1} s)\n",
-            filled.n,
-            filled.n,
-            filled.took.as_secs_f64()
-        );
-        let memory = tokio::task::block_in_place(|| memory::run(&filled.herald, filled.n, mode.rounds))?;
-        emit(&mut tables, [memory::table(&memory)]);
-        let status_rows = status::run(&filled, &sink, mode.queries, mode.rounds).await?;
-        emit(&mut tables, [status::table(&status_rows, filled.n)]);
+        let mut accept_rows = Vec::new();
+        if wanted("accept") {
+            accept_rows = accept::run(dir.path(), &mode.accept, mode.rounds).await?;
+            emit(&mut tables, accept::tables(&accept_rows));
+        }
+        let mut e2e_rows = Vec::new();
+        if wanted("e2e") {
+            e2e_rows = e2e::run(dir.path(), &sink, mode.e2e, mode.rounds).await?;
+            emit(&mut tables, e2e::tables(&e2e_rows));
+        }
+        if wanted("memory") || wanted("status") {
+            let filled = tokio::task::block_in_place(|| store_fill::fill(dir.path(), mode.stored))?;
+            println!(
+                "(store filled through RedbStore::commit: {} delivered + {} retrying deliveries in {:.1} s)\n",
+                filled.n,
+                filled.n,
+                filled.took.as_secs_f64()
+            );
+            if wanted("memory") {
+                let memory =
+                    tokio::task::block_in_place(|| memory::run(dir.path(), &filled.herald, filled.n, mode.rounds))?;
+                emit(&mut tables, [memory::table(&memory)]);
+            }
+            if wanted("status") {
+                let status_rows = status::run(&filled, &sink, mode.queries, mode.rounds).await?;
+                emit(&mut tables, [status::table(&status_rows, filled.n)]);
+            }
+        }
         Ok::<_, String>((accept_rows, e2e_rows))
     })?;
 
@@ -188,7 +203,9 @@ fn run() -> Result<(), String> {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks"),
     };
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    chart::draw(&out.join("throughput.svg"), &accept_rows, &e2e_rows)?;
+    if !accept_rows.is_empty() && !e2e_rows.is_empty() {
+        chart::draw(&out.join("throughput.svg"), &accept_rows, &e2e_rows)?;
+    }
     report::write(&out.join("results.md"), &header, &tables)?;
     println!(
         "wrote {} and {}",

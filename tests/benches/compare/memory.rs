@@ -4,6 +4,8 @@
 //! process's resident-set growth per pending delivery over that start (from
 //! /proc/self/statm, payloads stay in the store), its peak (VmHWM), and the time from
 //! `Herald::builder()…start_tokio()` to the first answered status (restart and resume).
+//! The same child on an empty store gives the growth that does not depend on the
+//! deliveries (runtime threads, redb's cache, buffers).
 
 use std::path::Path;
 use std::process::Command;
@@ -24,8 +26,11 @@ const COUNT_ENV: &str = "HERALD_BENCH_MEMORY_N";
 pub(crate) struct Row {
     pub(crate) n: usize,
     pub(crate) bytes_per_delivery: f64,
+    /// Less the growth of a restart on an empty store.
+    pub(crate) marginal_bytes: f64,
     pub(crate) peak_mib: f64,
     pub(crate) restart_secs: f64,
+    pub(crate) empty_restart_secs: f64,
 }
 
 fn status_kib(field: &str) -> Option<u64> {
@@ -61,11 +66,12 @@ pub(crate) fn child(store: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let port = h.port(PORT).ok_or("no bench port")?;
-        let id = EventId::new(format!("later-{}", n - 1)).map_err(|e| e.to_string())?;
+        let id = EventId::new(format!("later-{}", n.max(1) - 1)).map_err(|e| e.to_string())?;
         let status = port.status(&id).await.map_err(|e| e.to_string())?;
         let took = start.elapsed();
-        if status.as_ref().map(|s| s.status) != Some(DeliveryStatus::Retrying) {
-            return Err(format!("{id} should be retrying after the restart, is {status:?}"));
+        let expected = (n > 0).then_some(DeliveryStatus::Retrying);
+        if status.as_ref().map(|s| s.status) != expected {
+            return Err(format!("{id} should be {expected:?} after the restart, is {status:?}"));
         }
         let after = resident_bytes().ok_or("no /proc/self/statm")?;
         let peak = status_kib("VmHWM:").unwrap_or(0);
@@ -79,38 +85,53 @@ pub(crate) fn child(store: &str) -> Result<(), String> {
     })
 }
 
-/// Runs the child `rounds` times on `store` holding `n` pending deliveries.
-pub(crate) fn run(store: &Path, n: usize, rounds: usize) -> Result<Row, String> {
+/// One child run: (RSS growth bytes, peak KiB, restart seconds).
+fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let (mut per, mut peak, mut secs) = (vec![], vec![], vec![]);
+    let out = Command::new(&exe)
+        .env(CHILD_ENV, store)
+        .env(COUNT_ENV, n.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("memory-child ")).ok_or_else(|| {
+        format!(
+            "memory child failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })?;
+    let field = |name: &str| -> Result<f64, String> {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .ok_or_else(|| format!("no {name} in {line:?}"))
+    };
+    Ok((field("growth")?, field("peak_kib")?, field("restart_s")?))
+}
+
+/// Runs the child `rounds` times on `store` holding `n` pending deliveries, and as many
+/// times on an empty store in `dir` (the growth that does not depend on the deliveries:
+/// threads, caches, buffers), alternating.
+pub(crate) fn run(dir: &Path, store: &Path, n: usize, rounds: usize) -> Result<Row, String> {
+    let empty = dir.join("memory-empty.redb");
+    let (mut per, mut marginal, mut peak, mut secs, mut empty_secs) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
-        let out = Command::new(&exe)
-            .env(CHILD_ENV, store)
-            .env(COUNT_ENV, n.to_string())
-            .output()
-            .map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().find(|l| l.starts_with("memory-child ")).ok_or_else(|| {
-            format!(
-                "memory child failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-        })?;
-        let field = |name: &str| -> Result<f64, String> {
-            line.split_whitespace()
-                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-                .ok_or_else(|| format!("no {name} in {line:?}"))
-        };
-        per.push(field("growth")? / n as f64);
-        peak.push(field("peak_kib")? / 1024.0);
-        secs.push(field("restart_s")?);
+        let _ = std::fs::remove_file(&empty);
+        let base = child_run(&empty, 0)?;
+        let full = child_run(store, n)?;
+        per.push(full.0 / n as f64);
+        marginal.push((full.0 - base.0) / n as f64);
+        peak.push(full.1 / 1024.0);
+        secs.push(full.2);
+        empty_secs.push(base.2);
     }
     Ok(Row {
         n,
         bytes_per_delivery: median(per),
+        marginal_bytes: median(marginal),
         peak_mib: median(peak),
         restart_secs: median(secs),
+        empty_restart_secs: median(empty_secs),
     })
 }
 
@@ -123,14 +144,18 @@ pub(crate) fn table(r: &Row) -> Table {
         ),
         &[
             "RSS growth per pending delivery (target ≤ 256 B)",
+            "the same less an empty store's restart",
             "peak RSS of the process",
             "restart → first status answered (target ≤ 3 s)",
+            "the same on an empty store",
         ],
     );
     t.row(vec![
         format!("{:.0} B", r.bytes_per_delivery),
+        format!("{:.0} B", r.marginal_bytes),
         format!("{:.0} MiB", r.peak_mib),
         format!("{:.2} s", r.restart_secs),
+        format!("{:.2} s", r.empty_restart_secs),
     ]);
     t
 }

@@ -3,7 +3,9 @@
 //! the id and the body; the job POSTs it with reqwest and fails on a non-2xx answer, and
 //! apalis's retry layer runs it again. The worker runs `concurrency` jobs at once,
 //! fetches up to that many per poll, and polls every 10 ms (apalis-sqlite's default
-//! parks the poller when the queue is empty; an interval is how its docs wake it).
+//! parks the poller when the queue is empty; an interval is how its docs wake it). One
+//! connection: SQLite has one writer, and with a pool of 8 two runs in four stalled for
+//! about 30 s (a poll that lost the write lock, we believe), which one connection avoids.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,7 +77,7 @@ impl Apalis {
         SqliteStorage::setup(&setup).await.map_err(|e| e.to_string())?;
         setup.close().await;
         let pool: SqlitePool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(1)
             .connect_with(options)
             .await
             .map_err(|e| e.to_string())?;
