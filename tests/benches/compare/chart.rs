@@ -24,6 +24,7 @@ fn panel(
     title: &str,
     x_desc: &str,
     xs: (f64, f64),
+    ticks: &[f64],
     lines: &[Line],
 ) -> Result<(), String> {
     let ys: Vec<f64> = lines
@@ -38,7 +39,10 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((xs.0..xs.1).log_scale(), (lo..hi).log_scale())
+        .build_cartesian_2d(
+            (xs.0..xs.1).log_scale().with_key_points(ticks.to_vec()),
+            (lo..hi).log_scale(),
+        )
         .map_err(|e| format!("{e:?}"))?;
     chart
         .configure_mesh()
@@ -103,6 +107,7 @@ pub(crate) fn draw(path: &Path, accept: &[accept::Row], e2e: &[e2e::Row]) -> Res
         "Durable accept (fsync on, 256 B)",
         "concurrent senders",
         (0.8, 1400.0),
+        &[1.0, 64.0, 1024.0],
         &accept_lines,
     )?;
     panel(
@@ -110,6 +115,7 @@ pub(crate) fn draw(path: &Path, accept: &[accept::Row], e2e: &[e2e::Row]) -> Res
         "End-to-end delivery (256 B, keep-alive)",
         "attempts in flight",
         (12.0, 85.0),
+        &[16.0, 64.0],
         &e2e_lines,
     )?;
     root.present().map_err(|e| format!("{e:?}"))

@@ -199,23 +199,34 @@ async fn herald_smol(dir: &Path, sink: &Sink, cell: Cell, events: &Arc<Vec<Exter
 async fn cell(dir: &Path, sink: &Sink, cell: Cell, sizes: Sizes, rounds: usize) -> Result<Row, String> {
     let events = events(sizes.fast, cell.body);
     let (mut raw, mut tok, mut smo, mut nai, mut apa) = (vec![], vec![], vec![], vec![], vec![]);
+    // For profiling one system: HERALD_BENCH_SYSTEMS=raw,tokio,smol,naive,apalis.
+    let systems = std::env::var("HERALD_BENCH_SYSTEMS").unwrap_or_default();
+    let runs = |s: &str| systems.is_empty() || systems.split(',').any(|o| o.trim() == s);
     for _ in 0..rounds {
-        sink.reset(cell.fail_permille);
-        raw.push(raw::reqwest_posts(sink, cell.body, cell.in_flight, sizes.fast).await?);
-        sink.reset(cell.fail_permille);
-        tok.push(herald_tokio(dir, sink, cell, &events).await?);
-        sink.reset(cell.fail_permille);
-        smo.push(herald_smol(dir, sink, cell, &events).await?);
-        sink.reset(cell.fail_permille);
-        let naive = Naive::new(dir, Some((sink, cell.in_flight)))?;
-        let sent = naive.send_all(SENDERS, sizes.naive, cell.body).await?;
-        nai.push(delivered(sink, &sent, sizes.naive).await?);
-        drop(naive);
-        sink.reset(cell.fail_permille);
-        let apalis = Apalis::new(dir, Some((sink, cell.in_flight))).await?;
-        let sent = apalis.send_all(SENDERS, sizes.apalis, cell.body).await?;
-        apa.push(delivered(sink, &sent, sizes.apalis).await?);
-        drop(apalis);
+        if runs("raw") {
+            sink.reset(cell.fail_permille);
+            raw.push(raw::reqwest_posts(sink, cell.body, cell.in_flight, sizes.fast).await?);
+        }
+        if runs("tokio") {
+            sink.reset(cell.fail_permille);
+            tok.push(herald_tokio(dir, sink, cell, &events).await?);
+        }
+        if runs("smol") {
+            sink.reset(cell.fail_permille);
+            smo.push(herald_smol(dir, sink, cell, &events).await?);
+        }
+        if runs("naive") {
+            sink.reset(cell.fail_permille);
+            let naive = Naive::new(dir, Some((sink, cell.in_flight)))?;
+            let sent = naive.send_all(SENDERS, sizes.naive, cell.body).await?;
+            nai.push(delivered(sink, &sent, sizes.naive).await?);
+        }
+        if runs("apalis") {
+            sink.reset(cell.fail_permille);
+            let apalis = Apalis::new(dir, Some((sink, cell.in_flight))).await?;
+            let sent = apalis.send_all(SENDERS, sizes.apalis, cell.body).await?;
+            apa.push(delivered(sink, &sent, sizes.apalis).await?);
+        }
     }
     Ok(Row {
         cell,
@@ -302,7 +313,7 @@ pub(crate) fn tables(rows: &[Row]) -> Vec<Table> {
         ]);
         let pair = |s: &Sample| format!("{} / {}", ms(s.latency.p50), ms(s.latency.p99));
         // Little's law: each in-flight slot serves one event per in_flight / rate.
-        let slot = |rate: f64| format!("{:.2}", c.in_flight as f64 / rate * 1e3);
+        let slot = |rate: f64| ms(c.in_flight as f64 / rate * 1e6);
         lat.row(vec![
             body,
             inf,

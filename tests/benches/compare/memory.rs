@@ -5,7 +5,8 @@
 //! /proc/self/statm, payloads stay in the store), its peak (VmHWM), and the time from
 //! `Herald::builder()…start_tokio()` to the first answered status (restart and resume).
 //! The same child on an empty store gives the growth that does not depend on the
-//! deliveries (runtime threads, redb's cache, buffers).
+//! deliveries (runtime threads, redb's cache, buffers); a child that only opens the
+//! store file shows how much of the restart is opening it (redb verifies every page).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +21,8 @@ use crate::stats::median;
 /// Set in the child's environment: the store to restart on, and its pending count.
 pub(crate) const CHILD_ENV: &str = "HERALD_BENCH_MEMORY_CHILD";
 const COUNT_ENV: &str = "HERALD_BENCH_MEMORY_N";
+/// Set when the child only opens the store (how much of a restart is opening the file).
+const OPEN_ONLY_ENV: &str = "HERALD_BENCH_MEMORY_OPEN_ONLY";
 
 /// Medians over rounds.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +33,8 @@ pub(crate) struct Row {
     pub(crate) marginal_bytes: f64,
     pub(crate) peak_mib: f64,
     pub(crate) restart_secs: f64,
+    /// Opening the file alone (`RedbStore::open`, which verifies every page checksum).
+    pub(crate) open_secs: f64,
     pub(crate) empty_restart_secs: f64,
 }
 
@@ -47,6 +52,13 @@ fn resident_bytes() -> Option<u64> {
 
 /// The child's work: restart on the store in `CHILD_ENV` and print one result line.
 pub(crate) fn child(store: &str) -> Result<(), String> {
+    if std::env::var_os(OPEN_ONLY_ENV).is_some() {
+        let start = Instant::now();
+        let opened = herald_store::RedbStore::open(store).map_err(|e| e.to_string())?;
+        println!("memory-child open_s={}", start.elapsed().as_secs_f64());
+        drop(opened);
+        return Ok(());
+    }
     let n: usize = std::env::var(COUNT_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -85,14 +97,15 @@ pub(crate) fn child(store: &str) -> Result<(), String> {
     })
 }
 
-/// One child run: (RSS growth bytes, peak KiB, restart seconds).
-fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
+/// Runs the child on `store` and returns its result line.
+fn child_line(store: &Path, n: usize, open_only: bool) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(&exe)
-        .env(CHILD_ENV, store)
-        .env(COUNT_ENV, n.to_string())
-        .output()
-        .map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&exe);
+    cmd.env(CHILD_ENV, store).env(COUNT_ENV, n.to_string());
+    if open_only {
+        cmd.env(OPEN_ONLY_ENV, "1");
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find(|l| l.starts_with("memory-child ")).ok_or_else(|| {
         format!(
@@ -101,12 +114,24 @@ fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )
     })?;
-    let field = |name: &str| -> Result<f64, String> {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            .ok_or_else(|| format!("no {name} in {line:?}"))
-    };
-    Ok((field("growth")?, field("peak_kib")?, field("restart_s")?))
+    Ok(line.to_owned())
+}
+
+/// A number `name=value` of a child's result line.
+fn field(line: &str, name: &str) -> Result<f64, String> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        .ok_or_else(|| format!("no {name} in {line:?}"))
+}
+
+/// One child run: (RSS growth bytes, peak KiB, restart seconds).
+fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
+    let line = child_line(store, n, false)?;
+    Ok((
+        field(&line, "growth")?,
+        field(&line, "peak_kib")?,
+        field(&line, "restart_s")?,
+    ))
 }
 
 /// Runs the child `rounds` times on `store` holding `n` pending deliveries, and as many
@@ -115,7 +140,9 @@ fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
 pub(crate) fn run(dir: &Path, store: &Path, n: usize, rounds: usize) -> Result<Row, String> {
     let empty = dir.join("memory-empty.redb");
     let (mut per, mut marginal, mut peak, mut secs, mut empty_secs) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut open_secs = vec![];
     for _ in 0..rounds {
+        open_secs.push(field(&child_line(store, n, true)?, "open_s")?);
         let _ = std::fs::remove_file(&empty);
         let base = child_run(&empty, 0)?;
         let full = child_run(store, n)?;
@@ -131,6 +158,7 @@ pub(crate) fn run(dir: &Path, store: &Path, n: usize, rounds: usize) -> Result<R
         marginal_bytes: median(marginal),
         peak_mib: median(peak),
         restart_secs: median(secs),
+        open_secs: median(open_secs),
         empty_restart_secs: median(empty_secs),
     })
 }
@@ -147,6 +175,7 @@ pub(crate) fn table(r: &Row) -> Table {
             "the same less an empty store's restart",
             "peak RSS of the process",
             "restart → first status answered (target ≤ 3 s)",
+            "of which opening the file",
             "the same on an empty store",
         ],
     );
@@ -155,6 +184,7 @@ pub(crate) fn table(r: &Row) -> Table {
         format!("{:.0} B", r.marginal_bytes),
         format!("{:.0} MiB", r.peak_mib),
         format!("{:.2} s", r.restart_secs),
+        format!("{:.2} s", r.open_secs),
         format!("{:.2} s", r.empty_restart_secs),
     ]);
     t

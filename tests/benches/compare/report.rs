@@ -79,10 +79,12 @@ pub(crate) fn us(v: f64) -> String {
     }
 }
 
-/// Milliseconds from microseconds.
+/// Milliseconds from microseconds (two decimals below 10 ms).
 pub(crate) fn ms(v_us: f64) -> String {
     if !v_us.is_finite() {
         "—".to_owned()
+    } else if v_us < 10_000.0 {
+        format!("{:.2}", v_us / 1000.0)
     } else {
         format!("{:.1}", v_us / 1000.0)
     }

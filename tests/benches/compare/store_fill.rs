@@ -1,5 +1,5 @@
 //! Fills the store that sections 3 and 4 read: through the public store API
-//! (`RedbStore::commit`, 2,000 deliveries per durable commit), each delivery committed as
+//! (`RedbStore::commit`, 20,000 deliveries per durable commit), each delivery committed as
 //! the driver would have committed it, accepted, attempt started, attempt finished:
 //! `done-i` delivered (the status queries' data), `later-i` retrying in one hour (the
 //! pending deliveries a restart resumes). The raw limit's file gets, under the same key
@@ -18,7 +18,7 @@ use crate::herald_setup::{PORT, event};
 pub(crate) const RAW: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("raw_records");
 
 /// Deliveries per commit.
-const BATCH: usize = 2_000;
+const BATCH: usize = 20_000;
 
 /// The filled files.
 #[derive(Clone, Debug)]
