@@ -6,13 +6,17 @@
 //! `Herald::builder()…start_tokio()` to the first answered status (restart and resume).
 //! The same child on an empty store gives the growth that does not depend on the
 //! deliveries (runtime threads, redb's cache, buffers); a child that only opens the
-//! store file shows how much of the restart is opening it (redb verifies every page).
+//! store file shows how much of the restart is opening it (redb verifies every page),
+//! and a restart on the store opened with `verify_on_open = false` (through
+//! `HeraldBuilder::store`) what is left without that check.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald::{DeliveryStatus, EventId, Herald};
+use herald_store::{RedbOptions, RedbStore};
 
 use crate::herald_setup::{PORT, webhook_port};
 use crate::report::Table;
@@ -23,6 +27,9 @@ pub(crate) const CHILD_ENV: &str = "HERALD_BENCH_MEMORY_CHILD";
 const COUNT_ENV: &str = "HERALD_BENCH_MEMORY_N";
 /// Set when the child only opens the store (how much of a restart is opening the file).
 const OPEN_ONLY_ENV: &str = "HERALD_BENCH_MEMORY_OPEN_ONLY";
+/// Set when the child opens the store without verifying its checksums
+/// (`RedbOptions::verify_on_open = false`, handed to `HeraldBuilder::store`).
+const NO_VERIFY_ENV: &str = "HERALD_BENCH_MEMORY_NO_VERIFY";
 
 /// Medians over rounds.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +42,8 @@ pub(crate) struct Row {
     pub(crate) restart_secs: f64,
     /// Opening the file alone (`RedbStore::open`, which verifies every page checksum).
     pub(crate) open_secs: f64,
+    /// The restart with `verify_on_open = false`.
+    pub(crate) unverified_secs: f64,
     pub(crate) empty_restart_secs: f64,
 }
 
@@ -54,7 +63,7 @@ fn resident_bytes() -> Option<u64> {
 pub(crate) fn child(store: &str) -> Result<(), String> {
     if std::env::var_os(OPEN_ONLY_ENV).is_some() {
         let start = Instant::now();
-        let opened = herald_store::RedbStore::open(store).map_err(|e| e.to_string())?;
+        let opened = RedbStore::open(store).map_err(|e| e.to_string())?;
         println!("memory-child open_s={}", start.elapsed().as_secs_f64());
         drop(opened);
         return Ok(());
@@ -71,8 +80,18 @@ pub(crate) fn child(store: &str) -> Result<(), String> {
     rt.block_on(async {
         let before = resident_bytes().ok_or("no /proc/self/statm")?;
         let start = Instant::now();
-        let h = Herald::builder()
-            .store_path(store)
+        let builder = if std::env::var_os(NO_VERIFY_ENV).is_some() {
+            let options = RedbOptions {
+                verify_on_open: false,
+                ..RedbOptions::default()
+            };
+            Herald::builder().store(Arc::new(
+                RedbStore::open_with(store, &options).map_err(|e| e.to_string())?,
+            ))
+        } else {
+            Herald::builder().store_path(store)
+        };
+        let h = builder
             .port(webhook_port("http://127.0.0.1:9/never", 64))
             .start_tokio()
             .await
@@ -97,13 +116,27 @@ pub(crate) fn child(store: &str) -> Result<(), String> {
     })
 }
 
+/// What a child run does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Child {
+    Restart,
+    RestartUnverified,
+    OpenOnly,
+}
+
 /// Runs the child on `store` and returns its result line.
-fn child_line(store: &Path, n: usize, open_only: bool) -> Result<String, String> {
+fn child_line(store: &Path, n: usize, what: Child) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&exe);
     cmd.env(CHILD_ENV, store).env(COUNT_ENV, n.to_string());
-    if open_only {
-        cmd.env(OPEN_ONLY_ENV, "1");
+    match what {
+        Child::Restart => {}
+        Child::RestartUnverified => {
+            cmd.env(NO_VERIFY_ENV, "1");
+        }
+        Child::OpenOnly => {
+            cmd.env(OPEN_ONLY_ENV, "1");
+        }
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -125,8 +158,8 @@ fn field(line: &str, name: &str) -> Result<f64, String> {
 }
 
 /// One child run: (RSS growth bytes, peak KiB, restart seconds).
-fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
-    let line = child_line(store, n, false)?;
+fn child_run(store: &Path, n: usize, what: Child) -> Result<(f64, f64, f64), String> {
+    let line = child_line(store, n, what)?;
     Ok((
         field(&line, "growth")?,
         field(&line, "peak_kib")?,
@@ -140,12 +173,13 @@ fn child_run(store: &Path, n: usize) -> Result<(f64, f64, f64), String> {
 pub(crate) fn run(dir: &Path, store: &Path, n: usize, rounds: usize) -> Result<Row, String> {
     let empty = dir.join("memory-empty.redb");
     let (mut per, mut marginal, mut peak, mut secs, mut empty_secs) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut open_secs = vec![];
+    let (mut open_secs, mut unverified_secs) = (vec![], vec![]);
     for _ in 0..rounds {
-        open_secs.push(field(&child_line(store, n, true)?, "open_s")?);
+        open_secs.push(field(&child_line(store, n, Child::OpenOnly)?, "open_s")?);
+        unverified_secs.push(child_run(store, n, Child::RestartUnverified)?.2);
         let _ = std::fs::remove_file(&empty);
-        let base = child_run(&empty, 0)?;
-        let full = child_run(store, n)?;
+        let base = child_run(&empty, 0, Child::Restart)?;
+        let full = child_run(store, n, Child::Restart)?;
         per.push(full.0 / n as f64);
         marginal.push((full.0 - base.0) / n as f64);
         peak.push(full.1 / 1024.0);
@@ -159,6 +193,7 @@ pub(crate) fn run(dir: &Path, store: &Path, n: usize, rounds: usize) -> Result<R
         peak_mib: median(peak),
         restart_secs: median(secs),
         open_secs: median(open_secs),
+        unverified_secs: median(unverified_secs),
         empty_restart_secs: median(empty_secs),
     })
 }
@@ -176,6 +211,7 @@ pub(crate) fn table(r: &Row) -> Table {
             "peak RSS of the process",
             "restart → first status answered (target ≤ 3 s)",
             "of which opening the file",
+            "restart without verifying checksums on open",
             "the same on an empty store",
         ],
     );
@@ -185,6 +221,7 @@ pub(crate) fn table(r: &Row) -> Table {
         format!("{:.0} MiB", r.peak_mib),
         format!("{:.2} s", r.restart_secs),
         format!("{:.2} s", r.open_secs),
+        format!("{:.2} s", r.unverified_secs),
         format!("{:.2} s", r.empty_restart_secs),
     ]);
     t
