@@ -1,5 +1,5 @@
 //! Delivery rate per transport: Herald delivering N events through one port of each
-//! transport (REST API to a local hyper receiver, NATS JetStream to a real stream, RabbitMQ
+//! transport (REST API to the comparison's lean hyper receiver, NATS JetStream to a real stream, RabbitMQ
 //! to a real exchange and queue with publisher confirms), next to
 //! the raw client of the same transport at the same concurrency with nothing stored (the
 //! limit), interleaved round by round in one run.
@@ -20,9 +20,14 @@ use herald::{DeliveryStatus, ExternalEvent, Herald, PortConfig, RetryPolicy};
 use herald_core::Jitter;
 use herald_tests::brokers;
 use herald_tests::rabbitmq::{self, Routed};
-use herald_tests::receiver::Receiver;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
+
+// The comparison's receiver: answers 204 at once and keeps only counters (the tests'
+// receiver records every request, which a benchmark would measure instead).
+#[path = "compare/sink.rs"]
+#[allow(dead_code)]
+mod sink;
 
 /// Concurrent senders, and the port's (and the raw client's) attempts in flight.
 const CONCURRENCY: usize = 64;
@@ -38,9 +43,9 @@ trait Bench: Send + Sync {
     fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>>;
 }
 
-/// The receiver lives in `main` (it is not `Sync`); this holds its port.
+/// The sink lives in `main`; this holds its base URL.
 struct Rest {
-    receiver_port: u16,
+    base: String,
     client: reqwest::Client,
 }
 
@@ -49,7 +54,7 @@ impl Bench for Rest {
         "REST API (hyper receiver)"
     }
     fn port(&self) -> PortConfig {
-        let config = ApiConfig::builder(&format!("http://127.0.0.1:{}/api/{{type}}/{{id}}", self.receiver_port))
+        let config = ApiConfig::builder(&format!("{}/api/{{type}}/{{id}}", self.base))
             .method(Method::Put)
             .allow_private_network(true)
             .build()
@@ -58,12 +63,7 @@ impl Bench for Rest {
     }
     fn raw<'a>(&'a self, event: &'a ExternalEvent) -> BoxFut<'a, Result<(), String>> {
         Box::pin(async move {
-            let url = format!(
-                "http://127.0.0.1:{}/api/{}/{}",
-                self.receiver_port,
-                event.event_type(),
-                event.id()
-            );
+            let url = format!("{}/api/{}/{}", self.base, event.event_type(), event.id());
             let response = self
                 .client
                 .put(url)
@@ -287,9 +287,9 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let receiver = Receiver::start().await;
+        let sink = sink::Sink::start().await;
         let mut benches: Vec<Arc<dyn Bench>> = vec![Arc::new(Rest {
-            receiver_port: receiver.port(),
+            base: sink.url().trim_end_matches("/hook").to_owned(),
             client: reqwest::Client::new(),
         })];
         if brokers::require("NATS", brokers::NATS).is_some() {
