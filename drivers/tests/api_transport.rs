@@ -353,16 +353,18 @@ async fn every_attempt_carries_the_idempotency_key_and_the_same_bytes() {
     herald.shutdown(Duration::from_secs(1)).await;
 }
 
+/// Answers `409 Conflict` to `evt-409` and `202 Accepted` to everything else.
+fn conflict_409_else_accepted_202(r: &Received, _: usize) -> Answer {
+    if r.id == "evt-409" {
+        Answer::Status(409)
+    } else {
+        Answer::Status(202)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_success_code_is_delivered_and_a_2xx_outside_the_set_is_permanent() {
-    let rx = Receiver::with_script(|r, _| {
-        if r.id == "evt-409" {
-            Answer::Status(409)
-        } else {
-            Answer::Status(202)
-        }
-    })
-    .await;
+    let rx = Receiver::with_script(conflict_409_else_accepted_202).await;
     let dir = tempfile::tempdir().unwrap();
     let config = local(&rx, "/c/{id}").success_codes([200, 201, 409]).build().unwrap();
     let (herald, port) = start(config, &dir).await;
@@ -383,14 +385,7 @@ async fn a_configured_success_code_is_delivered_and_a_2xx_outside_the_set_is_per
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_success_codes_a_409_fails_and_any_2xx_delivers() {
-    let rx = Receiver::with_script(|r, _| {
-        if r.id == "evt-409" {
-            Answer::Status(409)
-        } else {
-            Answer::Status(202)
-        }
-    })
-    .await;
+    let rx = Receiver::with_script(conflict_409_else_accepted_202).await;
     let dir = tempfile::tempdir().unwrap();
     let (herald, port) = start(local(&rx, "/c/{id}").build().unwrap(), &dir).await;
     let (conflict, accepted) = (event("evt-409"), event("evt-202"));

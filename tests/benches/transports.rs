@@ -227,21 +227,14 @@ async fn herald_rate(bench: &dyn Bench, tag: &str, n: usize) -> Result<f64, Stri
         .await
         .map_err(|e| e.to_string())?;
     let port = herald.port("bench").ok_or("no port")?;
+    let port_for_senders = port.clone();
     let events: Vec<ExternalEvent> = (0..n).map(|i| event(tag, i)).collect();
     let started = Instant::now();
-    let mut senders = tokio::task::JoinSet::new();
-    for share in events.chunks(n.div_ceil(CONCURRENCY)) {
-        let (port, share) = (port.clone(), share.to_vec());
-        senders.spawn(async move {
-            for e in share {
-                port.send(e).await.map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(())
-        });
-    }
-    while let Some(r) = senders.join_next().await {
-        r.map_err(|e| e.to_string())??;
-    }
+    in_parallel(&events, move |e| {
+        let port = port_for_senders.clone();
+        async move { port.send(e).await.map(drop).map_err(|e| e.to_string()) }
+    })
+    .await?;
     for e in &events {
         let done = port.wait_for_terminal(e.id()).await.map_err(|e| e.to_string())?;
         if done.status != DeliveryStatus::Delivered {
@@ -257,12 +250,27 @@ async fn herald_rate(bench: &dyn Bench, tag: &str, n: usize) -> Result<f64, Stri
 async fn raw_rate(bench: Arc<dyn Bench>, tag: &str, n: usize) -> Result<f64, String> {
     let events: Vec<ExternalEvent> = (0..n).map(|i| event(tag, i)).collect();
     let started = Instant::now();
+    in_parallel(&events, move |e| {
+        let bench = bench.clone();
+        async move { bench.raw(&e).await }
+    })
+    .await?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs `f` on every event from `CONCURRENCY` tasks, each taking its share in order;
+/// the first error ends the run.
+async fn in_parallel<F, Fut>(events: &[ExternalEvent], f: F) -> Result<(), String>
+where
+    F: Fn(ExternalEvent) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
     let mut tasks = tokio::task::JoinSet::new();
-    for share in events.chunks(n.div_ceil(CONCURRENCY)) {
-        let (bench, share) = (bench.clone(), share.to_vec());
+    for share in events.chunks(events.len().div_ceil(CONCURRENCY).max(1)) {
+        let (f, share) = (f.clone(), share.to_vec());
         tasks.spawn(async move {
-            for e in &share {
-                bench.raw(e).await?;
+            for e in share {
+                f(e).await?;
             }
             Ok::<_, String>(())
         });
@@ -270,7 +278,7 @@ async fn raw_rate(bench: Arc<dyn Bench>, tag: &str, n: usize) -> Result<f64, Str
     while let Some(r) = tasks.join_next().await {
         r.map_err(|e| e.to_string())??;
     }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -11,6 +11,7 @@ pub mod combos;
 pub mod conformance;
 pub mod fixtures;
 pub mod fuzzing;
+pub mod hooked;
 pub mod model;
 pub mod nats_front;
 pub mod rabbitmq;

@@ -64,24 +64,19 @@ async fn answer(client: &async_nats::Client, peer: &Peer, sequence: &AtomicU64, 
                 .map(move |v| (name.to_string().to_ascii_lowercase(), v.as_str().to_owned()))
         })
         .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let received = Received {
-        id: get("nats-msg-id"),
+    let mut received = Received {
+        id: String::new(),
         method: "PUBLISH".to_owned(),
         path: message.subject.to_string(),
         timestamp: String::new(),
-        content_type: get("content-type"),
-        headers: headers.clone(),
+        content_type: String::new(),
+        headers,
         body: message.payload.to_vec(),
         signature_ok: None,
         answer: Answer::Status(0),
     };
+    received.id = received.header("nats-msg-id").unwrap_or_default().to_owned();
+    received.content_type = received.header("content-type").unwrap_or_default().to_owned();
     let (delay, verdict) = peer.answer(received).verdict();
     tokio::time::sleep(delay).await;
     let body = match verdict {

@@ -84,3 +84,17 @@ pub(crate) fn log_outcome(kind: &str, report: &AttemptReport) {
         }
     }
 }
+
+/// The event the transports' unit tests send: `order.created`, id `evt_42`, a vendor JSON
+/// content type, `{"order":42}`, occurred at 2023-11-14T22:13:20Z, metadata `tenant = acme`.
+#[cfg(test)]
+pub(crate) fn test_event() -> ExternalEvent {
+    ExternalEvent::builder("order.created")
+        .id("evt_42")
+        .content_type("application/vnd.acme+json")
+        .payload(br#"{"order":42}"#.to_vec())
+        .occurred_at(Timestamp::from_secs(1_700_000_000))
+        .metadata("tenant", "acme")
+        .build()
+        .expect("a valid test event")
+}

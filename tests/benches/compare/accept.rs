@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use herald::ExternalEvent;
 
-use crate::herald_setup::{CountingStore, Delivery, PORT, event, in_process_port, start};
+use crate::herald_setup::{Delivery, PORT, counting_store, event, in_process_port, start};
 use crate::peers::apalis::Apalis;
 use crate::peers::naive::Naive;
 use crate::peers::raw;
@@ -71,8 +71,8 @@ async fn herald(
 ) -> Result<(Sample, f64, f64), String> {
     let path = dir.join("herald-accept.redb");
     let _ = std::fs::remove_file(&path);
-    let store = CountingStore::open(&path);
-    let commits = store.commits.clone();
+    let store = counting_store(&path);
+    let commits = store.hook().commits.clone();
     let h = start(store, in_process_port(delivery)).await;
     let port = h.port(PORT).ok_or("no bench port")?;
     let evs = events.clone();

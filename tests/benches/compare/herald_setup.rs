@@ -2,7 +2,6 @@
 //! in-process transports for the accept measurement, and a store wrapper that counts
 //! commits, so that Herald's group-commit batch size is observed rather than guessed.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +10,9 @@ use std::time::Duration;
 use herald::transport::webhook::WebhookConfig;
 use herald::transport::{AttemptRequest, Transport};
 use herald::{ExternalEvent, Herald, PortConfig, RetryPolicy};
-use herald_core::{
-    AttemptReport, BoxFuture, Change, DeliveryRecord, DeliveryStatus, EventKey, Jitter, Observation, Timestamp,
-};
-use herald_store::{Applied, CommitError, Cursor, History, Page, ReadError, RedbStore, RedriveError, Store};
+use herald_core::{AttemptReport, BoxFuture, Change, Jitter, Observation, Timestamp};
+use herald_store::{Applied, CommitError, RedbStore, Store};
+use herald_tests::hooked::{CommitHook, Hooked};
 
 /// The port every bench instance has.
 pub(crate) const PORT: &str = "bench";
@@ -112,29 +110,27 @@ impl Commits {
 }
 
 /// A [`RedbStore`] that counts what Herald commits (the driver has no public counter).
-#[derive(Debug)]
-pub(crate) struct CountingStore {
-    inner: RedbStore,
+pub(crate) type CountingStore = Hooked<Counter>;
+
+/// The hook that counts.
+#[derive(Debug, Default)]
+pub(crate) struct Counter {
     pub(crate) commits: Arc<Commits>,
 }
 
-impl CountingStore {
-    /// Opens (or creates) the store file at `path`.
-    pub(crate) fn open(path: &Path) -> Arc<CountingStore> {
-        Arc::new(CountingStore {
-            inner: RedbStore::open(path).expect("open bench store"),
-            commits: Arc::default(),
-        })
-    }
+/// Opens (or creates) a counting store file at `path`.
+pub(crate) fn counting_store(path: &Path) -> Arc<CountingStore> {
+    let inner = RedbStore::open(path).expect("open bench store");
+    Arc::new(Hooked::new(inner, Counter::default()))
 }
 
-impl Store for CountingStore {
-    fn commit(&self, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError> {
+impl CommitHook for Counter {
+    fn commit(&self, store: &RedbStore, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError> {
         let accepts = batch
             .iter()
             .filter(|(_, c)| matches!(c, Change::Accepted { .. }))
             .count() as u64;
-        let applied = self.inner.commit(batch)?;
+        let applied = store.commit(batch)?;
         let c = &self.commits;
         c.all.fetch_add(1, Ordering::Relaxed);
         c.changes.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -143,39 +139,6 @@ impl Store for CountingStore {
             c.accepts.fetch_add(accepts, Ordering::Relaxed);
         }
         Ok(applied)
-    }
-    fn for_each_unfinished(&self, port: &str, f: &mut dyn FnMut(DeliveryRecord)) -> Result<u64, ReadError> {
-        self.inner.for_each_unfinished(port, f)
-    }
-    fn event(&self, port: &str, key: EventKey) -> Result<Option<ExternalEvent>, ReadError> {
-        self.inner.event(port, key)
-    }
-    fn record(&self, port: &str, key: EventKey) -> Result<Option<DeliveryRecord>, ReadError> {
-        self.inner.record(port, key)
-    }
-    fn history(&self, port: &str, key: EventKey) -> Result<Option<History>, ReadError> {
-        self.inner.history(port, key)
-    }
-    fn list(
-        &self,
-        port: &str,
-        status: Option<DeliveryStatus>,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<Page, ReadError> {
-        self.inner.list(port, status, after, limit)
-    }
-    fn count_by_status(&self, port: &str) -> Result<BTreeMap<DeliveryStatus, u64>, ReadError> {
-        self.inner.count_by_status(port)
-    }
-    fn ports(&self) -> Result<Vec<String>, ReadError> {
-        self.inner.ports()
-    }
-    fn prune(&self, older_than: Timestamp) -> Result<u64, CommitError> {
-        self.inner.prune(older_than)
-    }
-    fn redrive(&self, port: &str, key: EventKey, now: Timestamp) -> Result<DeliveryRecord, RedriveError> {
-        self.inner.redrive(port, key, now)
     }
 }
 

@@ -48,7 +48,7 @@ use herald_store::{RedbOptions, RedbStore, Store};
 use executor::{ExecHandle, Executor, SimRuntime, Stopped};
 use plan::{Action, Plan};
 use rng::Rng;
-use store::SimStore;
+use store::{SimObserver, SimStore};
 use transport::SimTransport;
 use world::{Seen, SendOutcome, SendRecord, World, app_event, event_name};
 
@@ -231,10 +231,12 @@ impl Sim {
         self.check_committed(&inner);
         let store = Arc::new(SimStore::new(
             inner,
-            backend.clone(),
-            self.world.clone(),
-            self.handle(),
-            self.plan.ports.clone(),
+            SimObserver::new(
+                backend.clone(),
+                self.world.clone(),
+                self.handle(),
+                self.plan.ports.clone(),
+            ),
         ));
         {
             let mut w = self.world.lock();
@@ -537,7 +539,7 @@ impl Sim {
             Action::StoreFault { after_ops, powerloss } => {
                 if let Some(inc) = &self.inc {
                     inc.backend.fail_after(after_ops);
-                    inc.store.powerloss.store(powerloss, Ordering::SeqCst);
+                    inc.store.hook().powerloss.store(powerloss, Ordering::SeqCst);
                     self.trace(format!(
                         "disk fails after {after_ops} more writes; power loss: {powerloss}"
                     ));
@@ -616,7 +618,7 @@ impl Sim {
         self.queue.retain(|_, a| !matches!(a, Action::Restart));
         if let Some(inc) = &self.inc {
             inc.backend.disarm();
-            inc.store.powerloss.store(false, Ordering::SeqCst);
+            inc.store.hook().powerloss.store(false, Ordering::SeqCst);
             if inc.backend.tripped() {
                 self.crash("the disk failed; restart on a new one");
             } else if !inc.shutting_down {

@@ -1,5 +1,5 @@
 //! The real [`RedbStore`], on the fault-injecting backend, behind a thin observer that
-//! sees every commit the driver makes.
+//! sees every commit the driver makes (a [`CommitHook`]; reads go straight to the store).
 //!
 //! The observer changes nothing: it delegates every call. Before a commit it replays the
 //! batch on the records as stored (with the core's own `DeliveryRecord::apply`) to check
@@ -15,22 +15,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use herald::Timestamp;
-use herald::core::{
-    Backoff, Change, DeliveryRecord, DeliveryStatus, EventKey, ExternalEvent, Jitter, RetryPolicy, Transition,
-};
+use herald::core::{Backoff, Change, DeliveryRecord, EventKey, Jitter, RetryPolicy, Transition};
 use herald_store::faults::FaultyBackend;
-use herald_store::{Applied, CommitError, Cursor, History, Page, ReadError, RedbStore, RedriveError, Store};
+use herald_store::{Applied, CommitError, RedbStore, Store};
 
 use super::executor::ExecHandle;
 use super::plan::{PortPlan, ms};
 use super::world::World;
+use crate::hooked::{CommitHook, Hooked};
 
 /// The store one incarnation runs on.
+pub type SimStore = Hooked<SimObserver>;
+
+/// What the simulator does around each commit.
 #[derive(Debug)]
-pub struct SimStore {
-    inner: RedbStore,
-    /// The disk under it.
+pub struct SimObserver {
+    /// The disk under the store.
     pub backend: FaultyBackend,
     world: World,
     exec: ExecHandle,
@@ -39,22 +39,16 @@ pub struct SimStore {
     pub powerloss: Arc<AtomicBool>,
 }
 
-impl SimStore {
-    /// Wraps a store opened on `backend`.
-    pub fn new(inner: RedbStore, backend: FaultyBackend, world: World, exec: ExecHandle, ports: Vec<PortPlan>) -> Self {
-        SimStore {
-            inner,
+impl SimObserver {
+    /// An observer of the store opened on `backend`.
+    pub fn new(backend: FaultyBackend, world: World, exec: ExecHandle, ports: Vec<PortPlan>) -> Self {
+        SimObserver {
             backend,
             world,
             exec,
             ports,
             powerloss: Arc::new(AtomicBool::new(false)),
         }
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &RedbStore {
-        &self.inner
     }
 
     fn port_index(&self, name: &str) -> usize {
@@ -65,7 +59,7 @@ impl SimStore {
     }
 
     /// Replays `batch` on the stored records and checks invariant 7 on every change.
-    fn precheck(&self, batch: &[(&str, Change)]) -> Vec<String> {
+    fn precheck(&self, store: &RedbStore, batch: &[(&str, Change)]) -> Vec<String> {
         let mut problems = Vec::new();
         let mut records: BTreeMap<(usize, EventKey), Option<DeliveryRecord>> = BTreeMap::new();
         for (name, change) in batch {
@@ -73,7 +67,7 @@ impl SimStore {
             let key = change.key();
             let record = match records.entry((port, key)) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => match self.inner.record(name, key) {
+                std::collections::btree_map::Entry::Vacant(v) => match store.record(name, key) {
                     Ok(r) => v.insert(r),
                     // A dead disk: the commit will fail too; nothing to check.
                     Err(_) => return problems,
@@ -186,10 +180,10 @@ pub fn delay_bounds(policy: &RetryPolicy, n: u32) -> (u64, u64) {
     }
 }
 
-impl Store for SimStore {
-    fn commit(&self, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError> {
-        let problems = self.precheck(batch);
-        let result = self.inner.commit(batch);
+impl CommitHook for SimObserver {
+    fn commit(&self, store: &RedbStore, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError> {
+        let problems = self.precheck(store, batch);
+        let result = store.commit(batch);
         let mut w = self.world.lock();
         for p in problems {
             w.violation(p);
@@ -224,48 +218,6 @@ impl Store for SimStore {
             }
         }
         result
-    }
-
-    fn for_each_unfinished(&self, port: &str, f: &mut dyn FnMut(DeliveryRecord)) -> Result<u64, ReadError> {
-        self.inner.for_each_unfinished(port, f)
-    }
-
-    fn event(&self, port: &str, key: EventKey) -> Result<Option<ExternalEvent>, ReadError> {
-        self.inner.event(port, key)
-    }
-
-    fn record(&self, port: &str, key: EventKey) -> Result<Option<DeliveryRecord>, ReadError> {
-        self.inner.record(port, key)
-    }
-
-    fn history(&self, port: &str, key: EventKey) -> Result<Option<History>, ReadError> {
-        self.inner.history(port, key)
-    }
-
-    fn list(
-        &self,
-        port: &str,
-        status: Option<DeliveryStatus>,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<Page, ReadError> {
-        self.inner.list(port, status, after, limit)
-    }
-
-    fn count_by_status(&self, port: &str) -> Result<BTreeMap<DeliveryStatus, u64>, ReadError> {
-        self.inner.count_by_status(port)
-    }
-
-    fn ports(&self) -> Result<Vec<String>, ReadError> {
-        self.inner.ports()
-    }
-
-    fn prune(&self, older_than: Timestamp) -> Result<u64, CommitError> {
-        self.inner.prune(older_than)
-    }
-
-    fn redrive(&self, port: &str, key: EventKey, now: Timestamp) -> Result<DeliveryRecord, RedriveError> {
-        self.inner.redrive(port, key, now)
     }
 }
 

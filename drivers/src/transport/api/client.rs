@@ -139,19 +139,8 @@ impl fmt::Debug for ApiTransport {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::Timestamp;
-
     use super::*;
-
-    fn event() -> ExternalEvent {
-        ExternalEvent::builder("order.created")
-            .id("evt_42")
-            .content_type("application/vnd.acme+json")
-            .payload(br#"{"order":42}"#.to_vec())
-            .occurred_at(Timestamp::from_secs(1_700_000_000))
-            .build()
-            .unwrap()
-    }
+    use crate::transport::test_event;
 
     #[test]
     fn raw_mode_sends_the_payload_with_its_content_type_and_the_id() {
@@ -160,7 +149,7 @@ mod tests {
             .bearer_token("t0k")
             .build()
             .unwrap();
-        let (h, body) = attempt_parts(&config, &event()).unwrap();
+        let (h, body) = attempt_parts(&config, &test_event()).unwrap();
         assert_eq!(body.as_deref(), Some(&br#"{"order":42}"#[..]));
         assert_eq!(h["content-type"], "application/vnd.acme+json");
         assert_eq!(h["idempotency-key"], "evt_42");
@@ -176,7 +165,7 @@ mod tests {
             .idempotency_header(None)
             .build()
             .unwrap();
-        let (h, body) = attempt_parts(&config, &event()).unwrap();
+        let (h, body) = attempt_parts(&config, &test_event()).unwrap();
         assert_eq!(h["content-type"], "application/json");
         assert!(h.get("idempotency-key").is_none());
         let v: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
@@ -186,7 +175,7 @@ mod tests {
             .body(Body::Empty)
             .build()
             .unwrap();
-        let (h, body) = attempt_parts(&config, &event()).unwrap();
+        let (h, body) = attempt_parts(&config, &test_event()).unwrap();
         assert!(body.is_none());
         assert!(h.get("content-type").is_none());
     }

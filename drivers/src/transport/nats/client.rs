@@ -280,24 +280,15 @@ impl fmt::Debug for NatsTransport {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::Timestamp;
-
     use super::*;
 
     #[test]
     fn every_attempt_carries_the_id_type_time_content_type_and_metadata() {
-        let event = ExternalEvent::builder("order.created")
-            .id("evt_42")
-            .content_type("application/json")
-            .payload(b"{}".to_vec())
-            .occurred_at(Timestamp::from_secs(1_700_000_000))
-            .metadata("tenant", "acme")
-            .build()
-            .unwrap();
+        let event = crate::transport::test_event();
         let h = headers(&event).unwrap();
         let get = |n: &str| h.get(n).map(|v| v.as_str().to_owned());
         assert_eq!(get("Nats-Msg-Id").as_deref(), Some("evt_42"));
-        assert_eq!(get("Content-Type").as_deref(), Some("application/json"));
+        assert_eq!(get("Content-Type").as_deref(), Some("application/vnd.acme+json"));
         assert_eq!(get("Herald-Event-Type").as_deref(), Some("order.created"));
         assert_eq!(get("Herald-Occurred-At").as_deref(), Some("2023-11-14T22:13:20.000Z"));
         assert_eq!(get("Herald-Meta-tenant").as_deref(), Some("acme"));

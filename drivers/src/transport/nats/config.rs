@@ -48,21 +48,18 @@ impl NatsConfig {
     }
 
     /// The subject template as configured.
-    pub fn subject(&self) -> String {
-        format!("{:?}", self.subject)
+    pub fn subject(&self) -> &str {
+        self.subject.as_str()
     }
 
     /// The servers as `host:port`, without credentials.
     pub fn servers(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .map(|s| format!("{}:{}", s.host(), s.port()))
-            .collect()
+        self.servers.iter().map(host_port).collect()
     }
 
-    /// The first server as `host:port`, for logs.
+    /// The first server as `host:port`, for logs and attempt details.
     pub(super) fn first_server(&self) -> String {
-        self.servers().into_iter().next().unwrap_or_default()
+        self.servers.first().map(host_port).unwrap_or_default()
     }
 }
 
@@ -82,6 +79,11 @@ impl fmt::Debug for NatsConfig {
             .field("connection_name", &self.connection_name)
             .finish()
     }
+}
+
+/// A server as `host:port`: never its credentials.
+fn host_port(server: &async_nats::ServerAddr) -> String {
+    format!("{}:{}", server.host(), server.port())
 }
 
 /// Builds a [`NatsConfig`]; see [`NatsConfig::builder`].

@@ -49,6 +49,11 @@ impl SubjectTemplate {
         Ok(parsed)
     }
 
+    /// The template as configured.
+    pub(super) fn as_str(&self) -> &str {
+        &self.source
+    }
+
     /// The subject for one event, or why it cannot be published to.
     pub(super) fn render(&self, id: &str, event_type: &str) -> Result<String, String> {
         let subject = self.render_unchecked(event_type, id);

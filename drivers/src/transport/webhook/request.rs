@@ -36,22 +36,11 @@ pub(super) fn attempt_headers(
 
 #[cfg(test)]
 mod tests {
-    use herald_core::Timestamp;
-
     use super::*;
+    use crate::transport::test_event;
     use crate::transport::webhook::signature::{WebhookSecret, verify};
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-    fn event() -> ExternalEvent {
-        ExternalEvent::builder("order.created")
-            .id("evt_42")
-            .content_type("application/vnd.acme+json")
-            .payload(br#"{"order":42}"#.to_vec())
-            .occurred_at(Timestamp::from_secs(1_700_000_000))
-            .build()
-            .unwrap()
-    }
 
     #[test]
     fn carries_id_timestamp_content_type_signature_and_static_headers() {
@@ -60,7 +49,7 @@ mod tests {
             .header("x-tenant", "acme")
             .build()
             .unwrap();
-        let h = attempt_headers(&config, &event(), 1_700_000_100).unwrap();
+        let h = attempt_headers(&config, &test_event(), 1_700_000_100).unwrap();
         assert_eq!(h["webhook-id"], "evt_42");
         assert_eq!(h["webhook-timestamp"], "1700000100");
         assert_eq!(h["content-type"], "application/vnd.acme+json");
@@ -80,7 +69,7 @@ mod tests {
     #[test]
     fn without_secrets_there_is_no_signature_header() {
         let config = WebhookConfig::builder("https://example.com/hook").build().unwrap();
-        let h = attempt_headers(&config, &event(), 1).unwrap();
+        let h = attempt_headers(&config, &test_event(), 1).unwrap();
         assert!(h.get("webhook-signature").is_none());
     }
 
@@ -90,7 +79,7 @@ mod tests {
             .cloudevents("/shop")
             .build()
             .unwrap();
-        let h = attempt_headers(&config, &event(), 1).unwrap();
+        let h = attempt_headers(&config, &test_event(), 1).unwrap();
         assert_eq!(h["ce-id"], "evt_42");
         assert_eq!(h["ce-source"], "/shop");
         assert_eq!(h["ce-type"], "order.created");
