@@ -376,6 +376,14 @@ async fn nats_port_settings_are_checked_and_each_error_names_its_key() {
         err.contains("ports.a.subject: only read on kind = \"nats\" ports"),
         "{err}"
     );
+    let err = config_error(
+        &s,
+        "store = 'x.redb'\n[ports.a]\nkind = 'webhook'\nurl = 'http://x'\npassword_env = 'P'\n",
+    );
+    assert!(
+        err.contains("ports.a.password_env: only read on kind = \"nats\" or kind = \"amqp\" ports"),
+        "a key two kinds read names both: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
