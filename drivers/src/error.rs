@@ -66,6 +66,9 @@ pub enum StartError {
     /// No runtime to start on (e.g. `start_tokio` outside a tokio runtime).
     #[error("no {0} runtime is running in this context")]
     NoRuntime(&'static str),
+    /// The driver loop's thread could not be started (the process's thread limit).
+    #[error("starting the driver thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Why a redrive did not start.

@@ -171,6 +171,40 @@ impl Store for RedbStore {
         Ok(load_record(&deliveries, &KeyBuf::port(port), port, key)?)
     }
 
+    fn records(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<DeliveryRecord>, ReadError>> {
+        let Ok(deliveries) = self.read().and_then(|txn| txn.open_table(DELIVERIES).map_err(storage)) else {
+            // Each key then gets the failure as its own error.
+            return keys.iter().map(|(port, key)| self.record(port, *key)).collect();
+        };
+        keys.iter()
+            .map(|(port, key)| {
+                validate_port(port)?;
+                Ok(load_record(&deliveries, &KeyBuf::port(port), port, *key)?)
+            })
+            .collect()
+    }
+
+    fn events(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<ExternalEvent>, ReadError>> {
+        let Ok((deliveries, events)) = self.read().and_then(|txn| {
+            Ok((
+                txn.open_table(DELIVERIES).map_err(storage)?,
+                txn.open_table(EVENTS).map_err(storage)?,
+            ))
+        }) else {
+            return keys.iter().map(|(port, key)| self.event(port, *key)).collect();
+        };
+        keys.iter()
+            .map(|(port, key)| {
+                validate_port(port)?;
+                let pk = KeyBuf::port(port);
+                match load_record(&deliveries, &pk, port, *key)? {
+                    Some(record) => Ok(Some(load_event(&events, &pk, port, *key, &record)?)),
+                    None => Ok(None),
+                }
+            })
+            .collect()
+    }
+
     fn history(&self, port: &str, key: EventKey) -> Result<Option<History>, ReadError> {
         validate_port(port)?;
         let txn = self.read()?;

@@ -43,6 +43,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The record of a delivery.
     fn record(&self, port: &str, key: EventKey) -> Result<Option<DeliveryRecord>, ReadError>;
 
+    /// The records of several deliveries (of any ports), in the order asked; a driver
+    /// round reads the records its sends need at once. The default calls
+    /// [`Store::record`] for each; [`crate::RedbStore`] reads them all in one transaction.
+    /// An error for one key is that key's result; the others are still read.
+    fn records(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<DeliveryRecord>, ReadError>> {
+        keys.iter().map(|(port, key)| self.record(port, *key)).collect()
+    }
+
+    /// The events of several deliveries (of any ports), in the order asked, as
+    /// [`Store::records`] does for records: a driver round reads the events of the
+    /// attempts it starts at once.
+    fn events(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<ExternalEvent>, ReadError>> {
+        keys.iter().map(|(port, key)| self.event(port, *key)).collect()
+    }
+
     /// The record of a delivery and every attempt it made, oldest first.
     fn history(&self, port: &str, key: EventKey) -> Result<Option<History>, ReadError>;
 

@@ -37,6 +37,35 @@ fn attempt(store: &dyn Store, port: &str, key: EventKey, n: u32, t: u64, class: 
 }
 
 #[test]
+fn batch_reads_answer_every_key_in_order_across_ports_and_each_bad_key_alone() {
+    let (_dir, store) = file_store();
+    let (a, b, gone) = (event("evt-a"), event("evt-b"), event("evt-never-sent"));
+    let applied = store
+        .commit(&[("orders", accepted(&a, at(0))), ("billing", accepted(&b, at(1)))])
+        .unwrap();
+
+    let keys = [
+        ("billing", b.key()),
+        ("orders", gone.key()),
+        ("", a.key()),
+        ("orders", a.key()),
+    ];
+    let records = store.records(&keys);
+    let events = store.events(&keys);
+
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].as_ref().unwrap(), &Some(applied[1].record.clone()));
+    assert_eq!(records[1].as_ref().unwrap(), &None);
+    assert!(matches!(records[2], Err(ReadError::Port(_))), "{:?}", records[2]);
+    assert_eq!(records[3].as_ref().unwrap(), &Some(applied[0].record.clone()));
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0].as_ref().unwrap(), &Some(b));
+    assert_eq!(events[1].as_ref().unwrap(), &None);
+    assert!(matches!(events[2], Err(ReadError::Port(_))), "{:?}", events[2]);
+    assert_eq!(events[3].as_ref().unwrap(), &Some(a));
+}
+
+#[test]
 fn an_accepted_event_is_stored_with_a_pending_record() {
     let (_dir, store) = file_store();
     let e = event("evt-1");

@@ -57,6 +57,14 @@ impl<H: CommitHook> Store for Hooked<H> {
         self.inner.record(port, key)
     }
 
+    fn records(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<DeliveryRecord>, ReadError>> {
+        self.inner.records(keys)
+    }
+
+    fn events(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<ExternalEvent>, ReadError>> {
+        self.inner.events(keys)
+    }
+
     fn history(&self, port: &str, key: EventKey) -> Result<Option<History>, ReadError> {
         self.inner.history(port, key)
     }

@@ -32,6 +32,10 @@ impl Runtime for Warped {
         self.inner.spawn(future);
     }
 
+    fn spawn_driver(&self, driver: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        self.inner.spawn_driver(driver)
+    }
+
     fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
         self.inner.unblock(work)
     }

@@ -1,11 +1,16 @@
 //! The driver loop, written once for every runtime. It moves bytes, reads the clock and
 //! calls the store; every decision is the engine's (see `herald_core`'s loop contract).
 //!
+//! The loop runs on a thread of its own ([`Runtime::spawn_driver`]) and calls the store
+//! right there: a round waits for its commit anyway, and a hand-off to a blocking pool
+//! and back cost more than the work it carried.
+//!
 //! One round: take every queued command and attempt result → look up stored records the
-//! engine needs (one blocking call) → feed the engines → let time pass → drain outputs →
-//! commit every `Persist` of every port in one transaction (group commit) → answer the
-//! senders, publish status changes → start the attempts. Then sleep until the earliest
-//! engine timeout, a command or an attempt result.
+//! engine needs → feed the engines → let time pass → drain outputs → commit every
+//! `Persist` of every port in one transaction (group commit) → answer the senders, publish
+//! status changes → read the events of the attempts to start (those accepted in this
+//! round are at hand) → start the attempts as tasks of the runtime. Then sleep until the
+//! earliest engine timeout, a command or an attempt result.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -322,7 +327,7 @@ impl<R: Runtime> Driver<R> {
                 .collect();
             let committed = self
                 .runtime
-                .unblock(move || {
+                .driver_store_call(move || {
                     let refs: Vec<(&str, Change)> = batch.into_iter().map(|(i, c)| (&*names[i], c)).collect();
                     store.commit(&refs)
                 })
@@ -358,10 +363,47 @@ impl<R: Runtime> Driver<R> {
         for wait in waits {
             self.handle_plain(wait);
         }
-        for (port, attempt) in attempts {
-            let event = fresh.remove(&(port, attempt.key));
+        let events = self.attempt_events(&attempts, fresh).await;
+        for ((port, attempt), event) in attempts.into_iter().zip(events) {
             self.start_attempt(port, attempt, event);
         }
+    }
+
+    /// The event of each attempt to start: at hand if accepted in this round, else read
+    /// from the store (the engine holds keys and times, not payloads), all in one call.
+    async fn attempt_events(
+        &self,
+        attempts: &[(usize, Attempt)],
+        mut fresh: HashMap<(usize, EventKey), ExternalEvent>,
+    ) -> Vec<Result<Option<ExternalEvent>, String>> {
+        let mut events = Vec::with_capacity(attempts.len());
+        let mut missing = Vec::new();
+        for (i, (port, a)) in attempts.iter().enumerate() {
+            match fresh.remove(&(*port, a.key)) {
+                Some(event) => events.push(Ok(Some(event))),
+                None => {
+                    events.push(Ok(None));
+                    missing.push((i, *port, a.key));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let store = self.store.clone();
+            let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
+            let read = self
+                .runtime
+                .driver_store_call(move || {
+                    let keys: Vec<(&str, EventKey)> =
+                        missing.iter().map(|&(_, port, key)| (&*names[port], key)).collect();
+                    let read = store.events(&keys);
+                    missing.into_iter().map(|(i, _, _)| i).zip(read).collect::<Vec<_>>()
+                })
+                .await;
+            for (i, event) in read {
+                events[i] = event.map_err(|e| e.to_string());
+            }
+        }
+        events
     }
 
     /// Commands that need no stored record.
@@ -451,11 +493,12 @@ impl<R: Runtime> Driver<R> {
         let store = self.store.clone();
         let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
         self.runtime
-            .unblock(move || {
+            .driver_store_call(move || {
+                let named: Vec<(&str, EventKey)> = keys.iter().map(|&(port, key)| (&*names[port], key)).collect();
+                let read = store.records(&named);
                 let mut out = HashMap::with_capacity(keys.len());
-                for (port, key) in keys {
-                    let r = store.record(&names[port], key).map_err(|e| e.to_string())?;
-                    out.insert((port, key), r);
+                for (k, r) in keys.into_iter().zip(read) {
+                    out.insert(k, r.map_err(|e| e.to_string())?);
                 }
                 Ok(out)
             })
@@ -471,7 +514,7 @@ impl<R: Runtime> Driver<R> {
             let config = self.ports[i].config.clone();
             let restored = self
                 .runtime
-                .unblock(move || -> Result<Engine, String> {
+                .driver_store_call(move || -> Result<Engine, String> {
                     let mut engine = Engine::new(config, now).map_err(|e| e.to_string())?;
                     store
                         .for_each_unfinished(&name, &mut |r| engine.restore_record(&r))
@@ -503,13 +546,11 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn start_attempt(&mut self, port: usize, attempt: Attempt, event: Option<ExternalEvent>) {
+    fn start_attempt(&mut self, port: usize, attempt: Attempt, event: Result<Option<ExternalEvent>, String>) {
         self.attempts_running += 1;
         let p = &self.ports[port];
         let transport = p.transport.clone();
         let running = p.running.clone();
-        let store = self.store.clone();
-        let name = p.name.clone();
         let runtime = self.runtime.clone();
         let clock = self.clock.clone();
         let done = self.finished_tx.clone();
@@ -517,17 +558,6 @@ impl<R: Runtime> Driver<R> {
         self.runtime.spawn(async move {
             let started = runtime.now();
             let work = async {
-                let event = match event {
-                    Some(e) => Ok(Some(e)),
-                    None => {
-                        let key = attempt.key;
-                        let name = name.clone();
-                        runtime
-                            .unblock(move || store.event(&name, key))
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                };
                 match event {
                     Ok(Some(event)) => {
                         let _slot = running.acquire_arc().await;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{BoxFuture, Classifier, Engine, EngineConfig, RetryPolicy};
+use herald_core::{Classifier, Engine, EngineConfig, RetryPolicy};
 use herald_store::{RedbStore, Store};
 
 use crate::clock::Clock;
@@ -19,26 +19,11 @@ use command::Command;
 pub use command::{StatusChange, StatusHook};
 use event_loop::{Driver, PortState};
 
-/// Runs blocking work on the runtime's blocking pool, type-erased so that handles need
-/// no runtime type parameter.
-pub(crate) type Unblock = Arc<dyn Fn(Box<dyn FnOnce() + Send>) -> BoxFuture<'static, ()> + Send + Sync>;
-
-/// Runs `work` through an [`Unblock`] and returns its result.
-pub(crate) async fn run_blocking<T: Send + 'static>(unblock: &Unblock, work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = command::reply();
-    unblock(Box::new(move || {
-        let _ = tx.try_send(work());
-    }))
-    .await;
-    rx.recv().await.expect("blocking work always answers")
-}
-
 /// What every handle shares.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) commands: async_channel::Sender<Command>,
     pub(crate) ports: Vec<PortInfo>,
-    pub(crate) unblock: Unblock,
 }
 
 /// What a port handle needs to know without asking the loop.
@@ -302,18 +287,12 @@ impl HeraldBuilder {
             stopping: false,
             shutdown_replies: Vec::new(),
         };
-        runtime.spawn(driver.run());
-        let rt = runtime.clone();
-        let unblock: Unblock = Arc::new(move |work| {
-            let rt = rt.clone();
-            Box::pin(async move { rt.unblock(work).await })
-        });
+        runtime.spawn_driver(driver.run()).map_err(StartError::Thread)?;
         Ok(Herald {
             shared: Arc::new(Shared {
                 store,
                 commands: commands_tx,
                 ports: infos,
-                unblock,
             }),
         })
     }
@@ -380,7 +359,7 @@ impl Herald {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::{AttemptReport, Observation};
+    use herald_core::{AttemptReport, BoxFuture, Observation};
 
     use super::*;
     use crate::transport::AttemptRequest;
@@ -496,5 +475,34 @@ mod tests {
         let seen = seen.lock().unwrap().clone();
         use herald_core::DeliveryStatus::{Delivered, Pending};
         assert_eq!(seen, [("p".to_owned(), Pending), ("p".to_owned(), Delivered)]);
+    }
+
+    #[test]
+    fn the_loop_ends_with_its_tokio_runtime_and_later_sends_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = ::tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let herald = runtime.block_on(async {
+            Herald::builder()
+                .store_path(dir.path().join("h.redb"))
+                .port(PortConfig::new("p", Ack))
+                .start_tokio()
+                .await
+                .unwrap()
+        });
+        let port = herald.port("p").unwrap();
+
+        drop(runtime);
+        let event = herald_core::ExternalEvent::builder("t")
+            .id("after-the-runtime")
+            .occurred_at(crate::now())
+            .build()
+            .unwrap();
+        let sent = futures_lite::future::block_on(port.send(event));
+
+        // Accepted, it would wait for attempts that can no longer run.
+        assert!(matches!(sent, Err(herald_core::SendError::Closed)), "{sent:?}");
     }
 }

@@ -1,4 +1,5 @@
-//! The smol runtime: tasks on smol's global executor, store work on the `blocking` pool,
+//! The smol runtime: tasks on smol's global executor, the driver loop on a thread of its
+//! own (driving async-io's reactor while it waits), blocking work on the `blocking` pool,
 //! timers from async-io. Needs no tokio runtime from the user.
 
 use std::future::Future;
@@ -15,6 +16,14 @@ pub struct SmolRuntime;
 impl Runtime for SmolRuntime {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         smol::spawn(future).detach();
+    }
+
+    fn spawn_driver(&self, driver: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        // smol's global executor never shuts down: the loop ends only as Herald does.
+        std::thread::Builder::new()
+            .name("herald-driver".into())
+            .spawn(move || async_io::block_on(driver))
+            .map(drop)
     }
 
     fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {

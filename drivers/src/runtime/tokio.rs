@@ -1,4 +1,6 @@
-//! The tokio runtime: tasks on the current runtime, store work on its blocking pool.
+//! The tokio runtime: tasks on the current runtime, the driver loop on a thread of its own
+//! (inside the runtime's context, so its timers are the runtime's), blocking work on the
+//! runtime's blocking pool.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -25,6 +27,29 @@ impl TokioRuntime {
 impl Runtime for TokioRuntime {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         drop(self.handle.spawn(future));
+    }
+
+    fn spawn_driver(&self, driver: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let handle = self.handle.clone();
+        // A task of the runtime holds `alive`; when the runtime shuts down its tasks are
+        // dropped (before its timers stop), which wakes `gone` and ends the loop, as it
+        // would end the loop's task if it were one. Polled first, so that the loop never
+        // polls a timer of a runtime that is gone (tokio panics on that).
+        let (alive, gone) = async_channel::bounded::<()>(1);
+        drop(handle.spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await
+        }));
+        std::thread::Builder::new()
+            .name("herald-driver".into())
+            .spawn(move || {
+                let _runtime = handle.enter();
+                let gone = async move {
+                    let _ = gone.recv().await;
+                };
+                futures_lite::future::block_on(futures_lite::future::or(gone, driver));
+            })
+            .map(drop)
     }
 
     fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {

@@ -10,7 +10,9 @@
 //! `HERALD_BENCH_QUICK=1` runs a small version in under two minutes (CI runs it: it must
 //! complete and print its tables; its figures are not checked; it writes its results
 //! under `target/tmp/herald-bench-quick/`). `HERALD_BENCH_OUT=DIR`
-//! writes the results there instead.
+//! writes the results there instead. For before/after runs of one change:
+//! `HERALD_BENCH_ONLY=accept,e2e` (sections), `HERALD_BENCH_ROUNDS=2` (full sizes, fewer
+//! rounds), `HERALD_BENCH_SYSTEMS=raw,tokio` (end-to-end systems).
 //!
 //! | file | measures |
 //! |---|---|
@@ -133,7 +135,12 @@ fn emit(tables: &mut Vec<Table>, new: impl IntoIterator<Item = Table>) {
 
 fn run() -> Result<(), String> {
     let quick = std::env::var("HERALD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let mode = if quick { &QUICK } else { &FULL };
+    let mut mode = if quick { QUICK } else { FULL };
+    // For before/after runs of one section: HERALD_BENCH_ROUNDS=2 with the full sizes.
+    if let Some(rounds) = std::env::var("HERALD_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()) {
+        mode.rounds = rounds;
+    }
+    let mode = &mode;
     let wall = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("herald-bench-")

@@ -442,8 +442,9 @@ impl Drop for Sleep {
 
 /// Herald's [`Runtime`] on the simulated executor, for one incarnation of the process.
 ///
-/// `spawn` adds a task owned by the incarnation; `unblock` runs the blocking work inline
-/// after a simulated store latency drawn from the seed; `sleep` is a simulated timer; the
+/// `spawn` and `spawn_driver` add a task owned by the incarnation; `unblock` and
+/// `driver_store_call` run the blocking work inline after a simulated store latency drawn
+/// from the seed; `sleep` is a simulated timer; the
 /// monotonic clock is an origin `Instant` plus simulated time, and the wall clock starts at
 /// the simulated wall time of this incarnation (which a test may step back or forward).
 #[derive(Clone)]
@@ -504,6 +505,16 @@ pub fn wall_ms(origin: u64, now: u64, offset: i64) -> u64 {
 impl Runtime for SimRuntime {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         self.exec.spawn(self.owner, future);
+    }
+
+    /// The loop is one more task of the incarnation; its store calls take simulated time.
+    fn spawn_driver(&self, driver: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        self.exec.spawn(self.owner, driver);
+        Ok(())
+    }
+
+    fn driver_store_call<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
+        self.unblock(work)
     }
 
     fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
