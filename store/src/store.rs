@@ -13,9 +13,9 @@ use crate::tables::STATUS_SUFFIX_LEN;
 /// Durable storage of events, delivery records and attempt histories, for any number of
 /// ports (every key is scoped by port name).
 ///
-/// Synchronous on purpose: a commit waits for an fsync, so drivers call the store on a
-/// blocking pool (`tokio::task::spawn_blocking`, `blocking::unblock`) and keep their async
-/// threads free. The trait is dyn-compatible so a driver can hold an `Arc<dyn Store>`.
+/// Synchronous on purpose: a commit waits for an fsync, so drivers call it from a thread
+/// that may block (Herald's driver loop has one of its own) and keep their async threads
+/// free; a single-key read is served from redb's page cache and may be called anywhere. The trait is dyn-compatible so a driver can hold an `Arc<dyn Store>`.
 pub trait Store: Send + Sync + fmt::Debug {
     /// Applies a batch of changes, from any ports and deliveries, in one durable write
     /// transaction (group commit: one fsync for the whole batch), in order: a later change
