@@ -61,7 +61,7 @@ async fn measure(
             let block = block..(block + BLOCK).min(range.end);
             // Each system reads a third of the block's keys, and which third turns with
             // every block: no system reads a key another just brought into a cache.
-            let share = |system: usize| block.clone().filter(move |j| (j + system + b) % 3 == 0);
+            let share = |system: usize| block.clone().filter(move |j| (j + system + b).is_multiple_of(3));
             for j in share(0) {
                 let t = Instant::now();
                 let txn = raw.begin_read().map_err(|e| e.to_string())?;
