@@ -11,24 +11,25 @@
 //! status changes → read the events of the attempts to start (those accepted in this
 //! round are at hand) → start the attempts as tasks of the runtime. Then sleep until the
 //! earliest engine timeout, a command or an attempt result.
+//!
+//! This file holds the loop itself (waiting, taking inputs, shutdown, what happens to
+//! callers when it stops); `round.rs` one round from inputs to answers; `attempt.rs`
+//! starting attempts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
-use herald_core::{
-    Attempt, AttemptReport, Change, DeliveryRecord, Engine, EngineConfig, EventKey, ExternalEvent, Input, InputError,
-    NetworkError, Observation, Output, SendError,
-};
+use herald_core::{DeliveryRecord, Engine, EngineConfig, EventKey, Input, SendError};
 use herald_store::Store;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::command::{Command, Finished, Reply, StatusChange, StatusHook, answer};
 use crate::clock::Clock;
 use crate::error::RedriveError;
 use crate::runtime::Runtime;
-use crate::transport::{AttemptRequest, Transport};
+use crate::transport::Transport;
 
 /// Most commands taken into one round (bounds the latency of the first one).
 const MAX_ROUND: usize = 4096;
@@ -40,7 +41,7 @@ pub(crate) struct PortState {
     pub(crate) engine: Engine,
     pub(crate) transport: Arc<dyn Transport>,
     /// At most the configured `max_in_flight` attempts run at once.
-    running: Arc<async_lock::Semaphore>,
+    pub(super) running: Arc<async_lock::Semaphore>,
     pub(crate) on_status: Option<StatusHook>,
     /// Ordered, so that callers are answered in the same order on every run (a hash
     /// map's order, seeded per process, showed in simulations when the loop stopped).
@@ -68,20 +69,6 @@ impl PortState {
     }
 }
 
-/// An answer that waits for the round's commit.
-enum Pending {
-    Send {
-        port: usize,
-        key: EventKey,
-        reply: Reply<Result<herald_core::IntegrationResult, SendError>>,
-    },
-    Redrive {
-        port: usize,
-        key: EventKey,
-        reply: Reply<Result<herald_core::IntegrationResult, RedriveError>>,
-    },
-}
-
 pub(crate) struct Driver<R: Runtime> {
     pub(crate) runtime: R,
     pub(crate) clock: Clock<R>,
@@ -104,15 +91,74 @@ enum Wake {
     HandlesGone,
 }
 
+/// Ends the loop however it ends: after its last round, or dropped mid-round with its
+/// runtime (see [`Runtime::spawn_driver`]).
+struct Teardown<R: Runtime> {
+    driver: Option<Driver<R>>,
+    commands: async_channel::Receiver<Command>,
+}
+
+impl<R: Runtime> Drop for Teardown<R> {
+    fn drop(&mut self) {
+        // Later sends fail at once; commands already queued are answered, so that no
+        // caller waits on a reply that would never come.
+        self.commands.close();
+        let shutdown_replies = self
+            .driver
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.shutdown_replies))
+            .unwrap_or_default();
+        // Release the store (and everything else) before anyone hears that the loop
+        // stopped: a caller may reopen the same file as soon as `shutdown` returns.
+        drop(self.driver.take());
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Send { reply, .. } => answer(reply, Err(SendError::Closed)),
+                Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Closed)),
+                Command::Wait { reply, .. } => answer(reply, None),
+                Command::Shutdown { reply, .. } => answer(reply, ()),
+            }
+        }
+        for reply in shutdown_replies {
+            answer(reply, ());
+        }
+        info!("herald driver stopped");
+    }
+}
+
 impl<R: Runtime> Driver<R> {
-    pub(crate) async fn run(mut self) {
+    /// The loop. The teardown is made here, not in the future: a future dropped before its
+    /// first poll (its runtime gone at once) still answers what was queued.
+    pub(crate) fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut teardown = Teardown {
+            commands: self.commands.clone(),
+            driver: Some(self),
+        };
+        async move {
+            if let Some(driver) = teardown.driver.as_mut() {
+                driver.rounds().await;
+            }
+        }
+    }
+
+    /// Round after round until shutdown is done.
+    async fn rounds(&mut self) {
         info!(ports = self.ports.len(), "herald driver started");
-        // The restored engines may hold changes already (attempts found interrupted,
-        // deliveries due): commit them before the first sleep, which nothing might end.
-        self.round(Vec::new(), Vec::new()).await;
+        // The first round has no inputs: the restored engines may hold changes already
+        // (attempts found interrupted, deliveries due), committed before the first sleep,
+        // which nothing might end.
+        let (mut commands, mut finished) = (Vec::new(), Vec::new());
         loop {
-            let mut commands = Vec::new();
-            let mut finished = Vec::new();
+            if let Some((round, batch)) = self
+                .prepare(std::mem::take(&mut commands), std::mem::take(&mut finished))
+                .await
+            {
+                let committed = self.commit(batch).await;
+                self.finish(round, committed).await;
+            }
+            if self.is_done() {
+                break;
+            }
             match self.wait().await {
                 Wake::Command(c) => commands.push(c),
                 Wake::Finished(f) => finished.push(f),
@@ -128,31 +174,7 @@ impl<R: Runtime> Driver<R> {
                     break;
                 }
             }
-            self.round(commands, finished).await;
-            if self.is_done() {
-                break;
-            }
         }
-        // Later sends fail at once; commands already queued are answered, so that no
-        // caller waits on a reply that would never come.
-        self.commands.close();
-        let commands = self.commands.clone();
-        let shutdown_replies = std::mem::take(&mut self.shutdown_replies);
-        // Release the store (and everything else) before anyone hears that the loop
-        // stopped: a caller may reopen the same file as soon as `shutdown` returns.
-        drop(self);
-        while let Ok(command) = commands.try_recv() {
-            match command {
-                Command::Send { reply, .. } => answer(reply, Err(SendError::Closed)),
-                Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Closed)),
-                Command::Wait { reply, .. } => answer(reply, None),
-                Command::Shutdown { reply, .. } => answer(reply, ()),
-            }
-        }
-        for reply in shutdown_replies {
-            answer(reply, ());
-        }
-        info!("herald driver stopped");
     }
 
     /// Sleeps until a command, an attempt result, or the earliest engine timeout.
@@ -209,205 +231,8 @@ impl<R: Runtime> Driver<R> {
         info!(grace_ms = grace.as_millis() as u64, "herald shutdown requested");
     }
 
-    async fn round(&mut self, commands: Vec<Command>, finished: Vec<Finished>) {
-        // Records the engine needs: priors of sends (re-sends of finished deliveries) and
-        // of redrives, read in one blocking call after the previous round's commit.
-        let keys: Vec<(usize, EventKey)> = commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Send { port, event, .. } => Some((*port, event.key())),
-                Command::Redrive { port, key, .. } => Some((*port, *key)),
-                _ => None,
-            })
-            .collect();
-        let priors = match self.read_records(keys).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "reading stored records failed; refusing this round's sends");
-                for c in commands {
-                    match c {
-                        Command::Send { reply, .. } => answer(reply, Err(SendError::Unrecorded(e.clone()))),
-                        Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Store(e.clone()))),
-                        other => self.handle_plain(other),
-                    }
-                }
-                return;
-            }
-        };
-
-        let now = self.clock.now();
-        let mut pending = Vec::new();
-        // Waits are registered after this round's commit: a delivery that ends in this
-        // round is terminal in the store by then.
-        let mut waits = Vec::new();
-        for f in finished {
-            self.attempts_running -= 1;
-            let p = &mut self.ports[f.port];
-            let ack = p.engine.handle_input(
-                Input::Report {
-                    key: f.key,
-                    attempt: f.attempt,
-                    report: f.report,
-                },
-                now,
-            );
-            debug!(port = %p.name, attempt = f.attempt, ?ack, "attempt reported");
-        }
-        for c in commands {
-            match c {
-                Command::Send { port, event, reply } => {
-                    let key = event.key();
-                    let prior = priors.get(&(port, key)).cloned().flatten();
-                    let p = &mut self.ports[port];
-                    let id = event.id().clone();
-                    match p.engine.handle_input(Input::Send { event, prior }, now) {
-                        Ok(ack) => {
-                            debug!(port = %p.name, event_id = %id, ?ack, "send");
-                            pending.push(Pending::Send { port, key, reply });
-                        }
-                        Err(e) => {
-                            debug!(port = %p.name, event_id = %id, error = %e, "send refused");
-                            answer(reply, Err(SendError::Rejected(e)));
-                        }
-                    }
-                }
-                Command::Redrive { port, key, reply } => {
-                    let Some(record) = priors.get(&(port, key)).cloned().flatten() else {
-                        answer(reply, Err(RedriveError::NotFound(format!("{key:?}"))));
-                        continue;
-                    };
-                    let id = record.id.to_string();
-                    match self.ports[port].engine.handle_input(Input::Redrive { record }, now) {
-                        Ok(_) => pending.push(Pending::Redrive { port, key, reply }),
-                        Err(InputError::NotTerminal { status, .. }) => answer(
-                            reply,
-                            Err(RedriveError::Refused(InputError::NotTerminal {
-                                id: herald_core::EventId::new(id).expect("stored ids are valid"),
-                                status,
-                            })),
-                        ),
-                        Err(e) => answer(reply, Err(RedriveError::Refused(e))),
-                    }
-                }
-                wait @ Command::Wait { .. } => waits.push(wait),
-                other => self.handle_plain(other),
-            }
-        }
-        for p in &mut self.ports {
-            if p.engine.poll_timeout().is_some_and(|t| t <= now) {
-                p.engine.handle_timeout(now);
-            }
-        }
-        self.cancel_after_grace();
-
-        // Drain every engine: persists into one batch, attempts to start after it.
-        let mut batch: Vec<(usize, Change)> = Vec::new();
-        let mut attempts: Vec<(usize, Attempt)> = Vec::new();
-        let mut fresh: HashMap<(usize, EventKey), ExternalEvent> = HashMap::new();
-        for (i, p) in self.ports.iter_mut().enumerate() {
-            while let Some(out) = p.engine.poll_output() {
-                match out {
-                    Output::Persist(change) => {
-                        if let Change::Accepted { event, .. } = &change {
-                            fresh.insert((i, event.key()), event.clone());
-                        }
-                        batch.push((i, change));
-                    }
-                    Output::Attempt(a) => attempts.push((i, a)),
-                }
-            }
-        }
-        let mut latest: HashMap<(usize, EventKey), DeliveryRecord> = HashMap::new();
-        if !batch.is_empty() {
-            let store = self.store.clone();
-            let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-            let kinds: Vec<(usize, EventKey, bool)> = batch
-                .iter()
-                .map(|(i, c)| (*i, c.key(), matches!(c, Change::AttemptStarted { .. })))
-                .collect();
-            let committed = self
-                .runtime
-                .driver_store_call(move || {
-                    let refs: Vec<(&str, Change)> = batch.into_iter().map(|(i, c)| (&*names[i], c)).collect();
-                    store.commit(&refs)
-                })
-                .await;
-            match committed {
-                Ok(applied) => {
-                    debug!(changes = kinds.len(), "committed");
-                    for ((port, key, started), a) in kinds.into_iter().zip(applied) {
-                        if !started && !a.existed {
-                            self.publish(port, key, &a.record);
-                        }
-                        latest.insert((port, key), a.record);
-                    }
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    warn!(error = %why, "commit failed; its outcome is unknown, restoring from the store");
-                    for p in pending {
-                        match p {
-                            Pending::Send { reply, .. } => answer(reply, Err(SendError::Unrecorded(why.clone()))),
-                            Pending::Redrive { reply, .. } => answer(reply, Err(RedriveError::Unrecorded(why.clone()))),
-                        }
-                    }
-                    self.restore_engines().await;
-                    for wait in waits {
-                        self.handle_plain(wait);
-                    }
-                    return;
-                }
-            }
-        }
-        self.answer_pending(pending, latest).await;
-        for wait in waits {
-            self.handle_plain(wait);
-        }
-        let events = self.attempt_events(&attempts, fresh).await;
-        for ((port, attempt), event) in attempts.into_iter().zip(events) {
-            self.start_attempt(port, attempt, event);
-        }
-    }
-
-    /// The event of each attempt to start: at hand if accepted in this round, else read
-    /// from the store (the engine holds keys and times, not payloads), all in one call.
-    async fn attempt_events(
-        &self,
-        attempts: &[(usize, Attempt)],
-        mut fresh: HashMap<(usize, EventKey), ExternalEvent>,
-    ) -> Vec<Result<Option<ExternalEvent>, String>> {
-        let mut events = Vec::with_capacity(attempts.len());
-        let mut missing = Vec::new();
-        for (i, (port, a)) in attempts.iter().enumerate() {
-            match fresh.remove(&(*port, a.key)) {
-                Some(event) => events.push(Ok(Some(event))),
-                None => {
-                    events.push(Ok(None));
-                    missing.push((i, *port, a.key));
-                }
-            }
-        }
-        if !missing.is_empty() {
-            let store = self.store.clone();
-            let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-            let read = self
-                .runtime
-                .driver_store_call(move || {
-                    let keys: Vec<(&str, EventKey)> =
-                        missing.iter().map(|&(_, port, key)| (&*names[port], key)).collect();
-                    let read = store.events(&keys);
-                    missing.into_iter().map(|(i, _, _)| i).zip(read).collect::<Vec<_>>()
-                })
-                .await;
-            for (i, event) in read {
-                events[i] = event.map_err(|e| e.to_string());
-            }
-        }
-        events
-    }
-
     /// Commands that need no stored record.
-    fn handle_plain(&mut self, command: Command) {
+    pub(super) fn handle_plain(&mut self, command: Command) {
         match command {
             Command::Wait { port, key, reply } => {
                 let p = &mut self.ports[port];
@@ -424,7 +249,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Publishes a durable status change and wakes those waiting for a terminal state.
-    fn publish(&mut self, port: usize, key: EventKey, record: &DeliveryRecord) {
+    pub(super) fn publish(&mut self, port: usize, key: EventKey, record: &DeliveryRecord) {
         let p = &mut self.ports[port];
         let result = record.to_result(p.config.policy.get_max_attempts());
         info!(port = %p.name, event_id = %record.id, status = %record.status, attempts = result.attempts_made, "status");
@@ -441,72 +266,8 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    async fn answer_pending(&mut self, pending: Vec<Pending>, latest: HashMap<(usize, EventKey), DeliveryRecord>) {
-        if pending.is_empty() {
-            return;
-        }
-        let missing: Vec<(usize, EventKey)> = pending
-            .iter()
-            .map(|p| match p {
-                Pending::Send { port, key, .. } | Pending::Redrive { port, key, .. } => (*port, *key),
-            })
-            .filter(|k| !latest.contains_key(k))
-            .collect();
-        let read = self.read_records(missing).await.unwrap_or_default();
-        for p in pending {
-            match p {
-                Pending::Send { port, key, reply } => {
-                    let record = latest
-                        .get(&(port, key))
-                        .cloned()
-                        .or_else(|| read.get(&(port, key)).cloned().flatten());
-                    let max = self.ports[port].config.policy.get_max_attempts();
-                    match record {
-                        Some(r) => answer(reply, Ok(r.to_result(max))),
-                        None => answer(
-                            reply,
-                            Err(SendError::Unrecorded("record not found after commit".into())),
-                        ),
-                    }
-                }
-                Pending::Redrive { port, key, reply } => {
-                    let max = self.ports[port].config.policy.get_max_attempts();
-                    match latest.get(&(port, key)) {
-                        Some(r) => answer(reply, Ok(r.to_result(max))),
-                        None => answer(
-                            reply,
-                            Err(RedriveError::Unrecorded("record not found after commit".into())),
-                        ),
-                    }
-                }
-            }
-        }
-    }
-
-    async fn read_records(
-        &self,
-        keys: Vec<(usize, EventKey)>,
-    ) -> Result<HashMap<(usize, EventKey), Option<DeliveryRecord>>, String> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let store = self.store.clone();
-        let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-        self.runtime
-            .driver_store_call(move || {
-                let named: Vec<(&str, EventKey)> = keys.iter().map(|&(port, key)| (&*names[port], key)).collect();
-                let read = store.records(&named);
-                let mut out = HashMap::with_capacity(keys.len());
-                for (k, r) in keys.into_iter().zip(read) {
-                    out.insert(k, r.map_err(|e| e.to_string())?);
-                }
-                Ok(out)
-            })
-            .await
-    }
-
     /// After a failed commit: rebuild every engine from what the store holds.
-    async fn restore_engines(&mut self) {
+    pub(super) async fn restore_engines(&mut self) {
         let now = self.clock.now();
         for i in 0..self.ports.len() {
             let store = self.store.clone();
@@ -540,63 +301,9 @@ impl<R: Runtime> Driver<R> {
 
     /// Once every engine passed its grace deadline, cancels attempts still running so
     /// that nothing is in flight when shutdown returns.
-    fn cancel_after_grace(&mut self) {
+    pub(super) fn cancel_after_grace(&mut self) {
         if self.stopping && self.ports.iter().all(|p| p.engine.in_flight() == 0) && self.attempts_running > 0 {
             self.cancel.0.close();
         }
-    }
-
-    fn start_attempt(&mut self, port: usize, attempt: Attempt, event: Result<Option<ExternalEvent>, String>) {
-        self.attempts_running += 1;
-        let p = &self.ports[port];
-        let transport = p.transport.clone();
-        let running = p.running.clone();
-        let runtime = self.runtime.clone();
-        let clock = self.clock.clone();
-        let done = self.finished_tx.clone();
-        let cancel = self.cancel.1.clone();
-        self.runtime.spawn(async move {
-            let started = runtime.now();
-            let work = async {
-                match event {
-                    Ok(Some(event)) => {
-                        let _slot = running.acquire_arc().await;
-                        let now = clock.now();
-                        let request = AttemptRequest {
-                            event: &event,
-                            attempt: attempt.attempt,
-                            now,
-                            timeout: clock.until(attempt.deadline),
-                        };
-                        transport.attempt(request).await
-                    }
-                    Ok(None) => AttemptReport::new(Observation::Refused {
-                        retryable: false,
-                        reason: "event_missing".into(),
-                    })
-                    .with_detail("the event is not in the store"),
-                    Err(e) => AttemptReport::new(Observation::Network(NetworkError::Other))
-                        .with_detail(format!("reading the event from the store failed: {e}")),
-                }
-            };
-            let timeout = async {
-                runtime.sleep(clock.until(attempt.deadline)).await;
-                AttemptReport::new(Observation::TimedOut)
-            };
-            let cancelled = async {
-                let _ = cancel.recv().await;
-                AttemptReport::new(Observation::TimedOut).with_detail("cancelled at shutdown")
-            };
-            let mut report = future::or(work, future::or(timeout, cancelled)).await;
-            report.duration = runtime.now().saturating_duration_since(started);
-            let _ = done
-                .send(Finished {
-                    port,
-                    key: attempt.key,
-                    attempt: attempt.attempt,
-                    report,
-                })
-                .await;
-        });
     }
 }

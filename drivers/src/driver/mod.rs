@@ -1,7 +1,9 @@
 //! A Herald instance: one driver loop for all its ports, started on a runtime.
 
+mod attempt;
 pub(crate) mod command;
 mod event_loop;
+mod round;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -57,6 +57,8 @@ impl Runtime for TokioRuntime {
         Box::pin(async move {
             match task.await {
                 Ok(v) => v,
+                // The runtime is shutting down; whatever waits for this ends with it.
+                Err(e) if e.is_cancelled() => std::future::pending().await,
                 // The closure panicked: surface the panic where it belongs.
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
