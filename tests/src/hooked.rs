@@ -1,6 +1,6 @@
 //! A [`RedbStore`] with a hook around its commits: what the simulator and the benchmarks
-//! need to watch (or cut short) the driver's group commits, while every read goes straight
-//! to the real store. One delegation of the whole [`Store`] trait, here, instead of one per
+//! need to watch (or cut short) the driver's group commits, and what a test needs to make
+//! record reads fail; every other read goes straight to the real store. One delegation of the whole [`Store`] trait, here, instead of one per
 //! observer.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,12 @@ pub trait CommitHook: Send + Sync + std::fmt::Debug {
     /// Commits `batch` to `store` (by calling [`Store::commit`] on it), observing what goes
     /// in and what comes out.
     fn commit(&self, store: &RedbStore, batch: &[(&str, Change)]) -> Result<Vec<Applied>, CommitError>;
+
+    /// Called before each record read ([`Store::record`], and each key of
+    /// [`Store::records`]); an error is that read's result.
+    fn before_record_read(&self) -> Result<(), ReadError> {
+        Ok(())
+    }
 }
 
 /// A store whose commits go through `H`.
@@ -54,10 +60,17 @@ impl<H: CommitHook> Store for Hooked<H> {
     }
 
     fn record(&self, port: &str, key: EventKey) -> Result<Option<DeliveryRecord>, ReadError> {
+        self.hook.before_record_read()?;
         self.inner.record(port, key)
     }
 
     fn records(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<DeliveryRecord>, ReadError>> {
+        if self.hook.before_record_read().is_err() {
+            return keys
+                .iter()
+                .map(|_| self.hook.before_record_read().map(|()| None))
+                .collect();
+        }
         self.inner.records(keys)
     }
 
