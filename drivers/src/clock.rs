@@ -1,7 +1,9 @@
 //! The driver's wall clock: read once from the runtime at start ([`Runtime::wall_now`]),
-//! then advanced by the runtime's monotonic clock. Retry times stay wall-clock (they are persisted), while a
-//! stepping system clock cannot move a running driver backwards, and a paused test clock
-//! (tokio's `start_paused`) pauses Herald too.
+//! then advanced by the runtime's monotonic clock. Retry times stay wall-clock (they are
+//! persisted), while a stepping system clock cannot move a running driver backwards. An
+//! injected clock (a [`Runtime`] whose `now` and `sleep` agree, like the tests' warped
+//! runtime or the simulator's) moves Herald with it; tokio's paused clock does not suit:
+//! the driver loop works on a thread of its own, which tokio's auto-advance cannot see.
 
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,8 @@
 //! The durable record of every event, delivery state and attempt, for
 //! [Herald](herald_core): the engine decides, the store remembers.
 //!
-//! - [`Store`] is the backend-independent, synchronous API (drivers call it on a blocking
-//!   pool). [`RedbStore`] implements it on one [redb](https://docs.rs/redb) file that any
+//! - [`Store`] is the backend-independent, synchronous API (Herald's driver calls it from
+//!   a thread of its own). [`RedbStore`] implements it on one [redb](https://docs.rs/redb) file that any
 //!   number of ports share; [`RedbStore::in_memory`] is the same store without a file, for
 //!   tests.
 //! - [`Store::commit`] applies a batch of the engine's [`herald_core::Change`]s, from many

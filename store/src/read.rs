@@ -156,19 +156,61 @@ pub(crate) fn walk_status(
             .and_then(|(_, suffix)| split_status_suffix(suffix))
             .ok_or_else(|| bad_status_key(k))?;
         let StatusRow::Entry(_, _, key) = row else { continue };
-        let record = load_record(deliveries, &pk, port, key)?.ok_or_else(|| Corruption {
-            table: BY_STATUS_NAME,
-            location: Location::Delivery {
-                port: port.to_owned(),
-                key,
-            },
-            detail: "a status entry of a delivery that does not exist".to_owned(),
-        })?;
+        let record = load_record(deliveries, &pk, port, key)?.ok_or_else(|| missing_record(port, key))?;
         if !f(record) {
             break;
         }
     }
     Ok(())
+}
+
+/// Like [`walk_status`], but looks the records up in key order, `chunk` entries of the
+/// index at a time: the index lists deliveries by time, which is random order in the
+/// record table (about one page read per record once the table outgrows the cache);
+/// sorted, consecutive lookups share their pages. Memory is bounded by the chunk.
+pub(crate) fn walk_status_by_key(
+    by_status: &impl ReadableTable<Bytes, u64>,
+    deliveries: &impl ReadableTable<Bytes, Bytes>,
+    port: &str,
+    range: (Bound<&[u8]>, Bound<&[u8]>),
+    chunk: usize,
+    f: &mut dyn FnMut(DeliveryRecord),
+) -> Result<(), Fault> {
+    let pk = KeyBuf::port(port);
+    let mut keys: Vec<EventKey> = Vec::with_capacity(chunk);
+    let mut flush = |keys: &mut Vec<EventKey>| -> Result<(), Fault> {
+        keys.sort_unstable();
+        for key in keys.drain(..) {
+            let record = load_record(deliveries, &pk, port, key)?.ok_or_else(|| missing_record(port, key))?;
+            f(record);
+        }
+        Ok(())
+    };
+    for entry in by_status.range::<&[u8]>(range)? {
+        let (k, _) = entry?;
+        let k = k.value();
+        let row = split_port(k)
+            .and_then(|(_, suffix)| split_status_suffix(suffix))
+            .ok_or_else(|| bad_status_key(k))?;
+        if let StatusRow::Entry(_, _, key) = row {
+            keys.push(key);
+            if keys.len() == chunk {
+                flush(&mut keys)?;
+            }
+        }
+    }
+    flush(&mut keys)
+}
+
+fn missing_record(port: &str, key: EventKey) -> Corruption {
+    Corruption {
+        table: BY_STATUS_NAME,
+        location: Location::Delivery {
+            port: port.to_owned(),
+            key,
+        },
+        detail: "a status entry of a delivery that does not exist".to_owned(),
+    }
 }
 
 /// The ports that have status rows, sorted by name: one seek per port, not a scan.

@@ -12,7 +12,9 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, StorageBacke
 use crate::error::{CheckError, CommitError, KeyHex, OpenError, ReadError, RedriveError, Rejection};
 use crate::error::{commit_storage, storage};
 use crate::open::{RedbOptions, open_backend, open_path};
-use crate::read::{as_slices, load_attempts, load_event, load_record, ports_of, prefix_range, walk_status};
+use crate::read::{
+    as_slices, load_attempts, load_event, load_record, ports_of, prefix_range, walk_status, walk_status_by_key,
+};
 use crate::store::{Applied, Cursor, History, Page, Store};
 use crate::tables::{ATTEMPTS, BY_STATUS, DELIVERIES, EVENTS, KeyBuf, validate_port};
 use crate::write::Writer;
@@ -27,6 +29,10 @@ pub struct Integrity {
     /// Attempt records checked.
     pub attempts: u64,
 }
+
+/// How many unfinished deliveries a restore looks up at a time, in key order (~1 MiB of
+/// keys).
+const RESTORE_CHUNK: usize = 65_536;
 
 /// How many deliveries one prune transaction deletes at most.
 const PRUNE_CHUNK: usize = 10_000;
@@ -143,11 +149,17 @@ impl Store for RedbStore {
         let mut n = 0;
         for status in [DeliveryStatus::Pending, DeliveryStatus::Retrying] {
             let range = prefix_range(&KeyBuf::port(port).status(status));
-            walk_status(&by_status, &deliveries, port, as_slices(&range), &mut |r| {
-                n += 1;
-                f(r);
-                true
-            })?;
+            walk_status_by_key(
+                &by_status,
+                &deliveries,
+                port,
+                as_slices(&range),
+                RESTORE_CHUNK,
+                &mut |r| {
+                    n += 1;
+                    f(r);
+                },
+            )?;
         }
         Ok(n)
     }

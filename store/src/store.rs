@@ -15,7 +15,8 @@ use crate::tables::STATUS_SUFFIX_LEN;
 ///
 /// Synchronous on purpose: a commit waits for an fsync, so drivers call it from a thread
 /// that may block (Herald's driver loop has one of its own) and keep their async threads
-/// free; a single-key read is served from redb's page cache and may be called anywhere. The trait is dyn-compatible so a driver can hold an `Arc<dyn Store>`.
+/// free. A single-key read is a page-cache lookup, or one disk read for a cold page:
+/// Herald's status query makes it on the caller's thread. The trait is dyn-compatible so a driver can hold an `Arc<dyn Store>`.
 pub trait Store: Send + Sync + fmt::Debug {
     /// Applies a batch of changes, from any ports and deliveries, in one durable write
     /// transaction (group commit: one fsync for the whole batch), in order: a later change
@@ -29,12 +30,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Calls `f` with every unfinished (pending or retrying) delivery of `port`, one at a
     /// time from one read transaction, and returns how many there were. Payloads are not
-    /// read, and nothing is collected, so memory stays flat however many there are.
+    /// read, and records are not collected, so memory stays flat however many there are
+    /// ([`crate::RedbStore`] looks them up in key order, 65,536 index entries at a time).
     /// Each record carries its attempt count, next attempt time and any attempt that was
     /// in flight when the process stopped (see [`herald_core::Engine::restore_record`]).
     ///
     /// An undecodable record stops the walk with [`ReadError::Corrupt`] naming it; the
-    /// records before it have been passed to `f`.
+    /// records read before it have been passed to `f`.
     fn for_each_unfinished(&self, port: &str, f: &mut dyn FnMut(DeliveryRecord)) -> Result<u64, ReadError>;
 
     /// The event of a delivery (the engine holds keys and times, not payloads).

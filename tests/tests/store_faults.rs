@@ -120,3 +120,56 @@ async fn an_attempt_report_in_a_round_whose_record_read_fails_is_still_recorded(
         .await
         .expect("shutdown waited for an attempt the loop had forgotten");
 }
+
+#[test]
+fn a_runtime_shut_down_while_the_loop_commits_ends_the_loop_without_a_panic() {
+    // Arrange: a panic on a driver thread is recorded; e1's attempt holds a timer in the
+    // engine; the loop is held in the commit of e2's acceptance.
+    let driver_panicked = Arc::new(AtomicBool::new(false));
+    let flag = driver_panicked.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("herald-driver") {
+            flag.store(true, Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Hooked::new(
+        RedbStore::open(dir.path().join("h.redb")).unwrap(),
+        Faults::default(),
+    ));
+    let (_release, gate) = async_channel::unbounded();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let herald = runtime.block_on(async {
+        let herald = Herald::builder()
+            .store(store.clone())
+            .port(PortConfig::new("p", Gated(gate)))
+            .start_tokio()
+            .await
+            .unwrap();
+        let port = herald.port("p").unwrap();
+        port.send(event("e1")).await.unwrap();
+        store.hook().hold_commits(true);
+        tokio::spawn(async move { port.send(event("e2")).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        herald
+    });
+
+    // Act: the runtime shuts down under the busy loop, then its commit completes.
+    drop(runtime);
+    store.hook().hold_commits(false);
+
+    // Assert: the loop ends (it releases its hold on the store) and did not panic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&store) > 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(Arc::strong_count(&store), 2, "the loop still holds the store");
+    assert!(!driver_panicked.load(Ordering::SeqCst), "the driver thread panicked");
+    drop(herald);
+}

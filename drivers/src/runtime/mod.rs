@@ -31,15 +31,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn spawn_driver(&self, driver: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()>;
 
     /// A store call of the driver loop. The loop has a thread of its own
-    /// ([`Runtime::spawn_driver`]), so by default it runs right there; a simulation that
-    /// runs the loop as a task charges simulated time for it instead.
+    /// ([`Runtime::spawn_driver`]), so by default it runs right there. A runtime that runs
+    /// the loop as a task must override it (the simulator charges simulated time and runs
+    /// it on its single thread); otherwise an fsync would stall an executor thread.
     fn driver_store_call<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T> {
         let done = work();
         Box::pin(std::future::ready(done))
     }
 
     /// Runs blocking work (opening the store, restoring the engines at start) off the
-    /// async threads. Boxed and `'static`: an
+    /// async threads. If the runtime shuts down first, the future never completes. Boxed and `'static`: an
     /// `impl Future` here trips the compiler's `Send` proof in callers (higher-ranked
     /// lifetime errors), and the allocation is noise next to the blocking call.
     fn unblock<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> BoxFuture<'static, T>;

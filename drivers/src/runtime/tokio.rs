@@ -9,6 +9,15 @@ use herald_core::BoxFuture;
 
 use super::Runtime;
 
+/// A task that is aborted when its handle is dropped (a timer nobody waits for).
+struct AbortOnDrop(::tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs the driver on a tokio runtime (the one current when Herald is started).
 #[derive(Clone, Debug)]
 pub struct TokioRuntime {
@@ -31,19 +40,23 @@ impl Runtime for TokioRuntime {
 
     fn spawn_driver(&self, driver: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let handle = self.handle.clone();
-        // A task of the runtime holds `alive`; when the runtime shuts down its tasks are
-        // dropped (before its timers stop), which wakes `gone` and ends the loop, as it
-        // would end the loop's task if it were one. Polled first, so that the loop never
-        // polls a timer of a runtime that is gone (tokio panics on that).
+        // A task of the runtime holds `alive` until the loop's thread ends; when the
+        // runtime shuts down its tasks are dropped, which wakes `gone` and ends the loop,
+        // as it would end the loop's task if it were one. (The loop's timers are tasks of
+        // the runtime too, see `sleep`: a loop busy in a commit while the runtime shuts
+        // down then finds its next sleep cancelled, never a dead timer, which tokio panics
+        // on.)
         let (alive, gone) = async_channel::bounded::<()>(1);
+        let (ended, ended_rx) = async_channel::bounded::<()>(1);
         drop(handle.spawn(async move {
             let _alive = alive;
-            std::future::pending::<()>().await
+            let _ = ended_rx.recv().await;
         }));
         std::thread::Builder::new()
             .name("herald-driver".into())
             .spawn(move || {
                 let _runtime = handle.enter();
+                let _ended = ended;
                 let gone = async move {
                     let _ = gone.recv().await;
                 };
@@ -65,8 +78,17 @@ impl Runtime for TokioRuntime {
         })
     }
 
+    /// A timer task of the runtime, cancelled when dropped. Polling a tokio timer after
+    /// its runtime shut down panics; awaiting a task that the shutdown cancelled does not
+    /// (it then never completes, and whatever waited ends with the runtime).
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(::tokio::time::sleep(duration))
+        let timer = AbortOnDrop(self.handle.spawn(::tokio::time::sleep(duration)));
+        Box::pin(async move {
+            let mut timer = timer;
+            if (&mut timer.0).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 
     fn now(&self) -> Instant {
