@@ -139,6 +139,13 @@ pub(crate) fn load_attempts(
     Ok(out)
 }
 
+/// Parses a key of the status index.
+pub(crate) fn status_row(k: &[u8]) -> Result<StatusRow, Fault> {
+    split_port(k)
+        .and_then(|(_, suffix)| split_status_suffix(suffix))
+        .ok_or_else(|| bad_status_key(k))
+}
+
 /// Walks the status entries of `port` in `range` (count rows are skipped), loading each
 /// record; `f` returns `false` to stop.
 pub(crate) fn walk_status(
@@ -151,11 +158,9 @@ pub(crate) fn walk_status(
     let pk = KeyBuf::port(port);
     for entry in by_status.range::<&[u8]>(range)? {
         let (k, _) = entry?;
-        let k = k.value();
-        let row = split_port(k)
-            .and_then(|(_, suffix)| split_status_suffix(suffix))
-            .ok_or_else(|| bad_status_key(k))?;
-        let StatusRow::Entry(_, _, key) = row else { continue };
+        let StatusRow::Entry(_, _, key) = status_row(k.value())? else {
+            continue;
+        };
         let record = load_record(deliveries, &pk, port, key)?.ok_or_else(|| missing_record(port, key))?;
         if !f(record) {
             break;
@@ -188,11 +193,7 @@ pub(crate) fn walk_status_by_key(
     };
     for entry in by_status.range::<&[u8]>(range)? {
         let (k, _) = entry?;
-        let k = k.value();
-        let row = split_port(k)
-            .and_then(|(_, suffix)| split_status_suffix(suffix))
-            .ok_or_else(|| bad_status_key(k))?;
-        if let StatusRow::Entry(_, _, key) = row {
+        if let StatusRow::Entry(_, _, key) = status_row(k.value())? {
             keys.push(key);
             if keys.len() == chunk {
                 flush(&mut keys)?;

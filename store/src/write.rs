@@ -10,11 +10,11 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::encoding::{decode_record, encode_attempt, encode_event, encode_record};
 use crate::error::{CommitError, Corruption, KeyHex, Location, Rejection, commit_storage};
-use crate::read::{Bytes, Fault, as_slices, bad_status_key, corrupt, load_record, ports_of};
+use crate::read::{Bytes, Fault, as_slices, corrupt, load_record, ports_of, status_row};
 use crate::store::Applied;
 use crate::tables::{
     ATTEMPTS, BY_STATUS, BY_STATUS_NAME, DELIVERIES, DELIVERIES_NAME, EVENTS, KeyBuf, StatusRow, index_time,
-    split_port, split_status_suffix, validate_port,
+    validate_port,
 };
 
 /// The tables of one write transaction, and the buffer records are encoded into.
@@ -231,11 +231,7 @@ impl<'t> Writer<'t> {
                 );
                 for entry in self.by_status.range::<&[u8]>(as_slices(&range))? {
                     let (k, _) = entry?;
-                    let k = k.value();
-                    let row = split_port(k)
-                        .and_then(|(_, suffix)| split_status_suffix(suffix))
-                        .ok_or_else(|| bad_status_key(k))?;
-                    if let StatusRow::Entry(status, since, key) = row {
+                    if let StatusRow::Entry(status, since, key) = status_row(k.value())? {
                         doomed.push((port.clone(), status, since, key));
                         if doomed.len() == limit {
                             break 'ports;
