@@ -17,7 +17,8 @@ pub trait CommitHook: Send + Sync + std::fmt::Debug {
 
     /// Called before each record read ([`Store::record`], and each key of
     /// [`Store::records`]); an error is that read's result.
-    fn before_record_read(&self) -> Result<(), ReadError> {
+    fn before_record_read(&self, port: &str, key: EventKey) -> Result<(), ReadError> {
+        let _ = (port, key);
         Ok(())
     }
 }
@@ -60,18 +61,15 @@ impl<H: CommitHook> Store for Hooked<H> {
     }
 
     fn record(&self, port: &str, key: EventKey) -> Result<Option<DeliveryRecord>, ReadError> {
-        self.hook.before_record_read()?;
+        self.hook.before_record_read(port, key)?;
         self.inner.record(port, key)
     }
 
     fn records(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<DeliveryRecord>, ReadError>> {
-        if self.hook.before_record_read().is_err() {
-            return keys
-                .iter()
-                .map(|_| self.hook.before_record_read().map(|()| None))
-                .collect();
-        }
-        self.inner.records(keys)
+        keys.iter()
+            .zip(self.inner.records(keys))
+            .map(|((port, key), read)| self.hook.before_record_read(port, *key).and(read))
+            .collect()
     }
 
     fn events(&self, keys: &[(&str, EventKey)]) -> Vec<Result<Option<ExternalEvent>, ReadError>> {

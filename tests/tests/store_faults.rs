@@ -5,18 +5,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use herald::core::{AttemptReport, BoxFuture, Change, Observation};
+use herald::core::{AttemptReport, BoxFuture, Change, EventKey, Observation};
 use herald::transport::{AttemptRequest, Transport};
 use herald::{DeliveryStatus, ExternalEvent, Herald, PortConfig, RetryPolicy, SendError};
 use herald_store::{Applied, CommitError, ReadError, RedbStore, Store};
 use herald_tests::hooked::{CommitHook, Hooked};
 
-/// Commits wait while `held`; record reads fail while `fail_reads` is set.
+/// Commits wait while `held`; record reads fail while `fail_reads` is set, and reads of
+/// the key in `fail_key` always.
 #[derive(Debug, Default)]
 struct Faults {
     held: Mutex<bool>,
     released: Condvar,
     fail_reads: AtomicBool,
+    fail_key: Mutex<Option<EventKey>>,
 }
 
 impl Faults {
@@ -33,8 +35,8 @@ impl CommitHook for Faults {
         store.commit(batch)
     }
 
-    fn before_record_read(&self) -> Result<(), ReadError> {
-        if self.fail_reads.load(Ordering::SeqCst) {
+    fn before_record_read(&self, _: &str, key: EventKey) -> Result<(), ReadError> {
+        if self.fail_reads.load(Ordering::SeqCst) || *self.fail_key.lock().unwrap() == Some(key) {
             return Err(ReadError::Storage {
                 source: redb::Error::Io(std::io::Error::other("injected read failure")),
             });
@@ -119,6 +121,49 @@ async fn an_attempt_report_in_a_round_whose_record_read_fails_is_still_recorded(
     tokio::time::timeout(Duration::from_secs(10), herald.shutdown(Duration::from_secs(5)))
         .await
         .expect("shutdown waited for an attempt the loop had forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_record_cannot_be_read_is_refused_alone() {
+    // Arrange: two sends wait for the same round while the loop is held in a commit; the
+    // record of one of them cannot be read.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Hooked::new(
+        RedbStore::open(dir.path().join("h.redb")).unwrap(),
+        Faults::default(),
+    ));
+    let (_release, gate) = async_channel::unbounded();
+    let herald = Herald::builder()
+        .store(store.clone())
+        .port(PortConfig::new("p", Gated(gate)))
+        .start_tokio()
+        .await
+        .unwrap();
+    let port = herald.port("p").unwrap();
+    let (bad, good) = (event("unreadable"), event("readable"));
+    *store.hook().fail_key.lock().unwrap() = Some(bad.key());
+
+    // Act
+    store.hook().hold_commits(true);
+    let p0 = port.clone();
+    let first = tokio::spawn(async move { p0.send(event("first")).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (p1, p2) = (port.clone(), port.clone());
+    let bad_sent = tokio::spawn(async move { p1.send(bad).await });
+    let good_sent = tokio::spawn(async move { p2.send(good).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.hook().hold_commits(false);
+
+    // Assert
+    assert!(first.await.unwrap().is_ok());
+    let bad_sent = bad_sent.await.unwrap();
+    assert!(
+        matches!(bad_sent, Err(SendError::Unrecorded(ref why)) if why.contains("injected read failure")),
+        "{bad_sent:?}"
+    );
+    let good_sent = good_sent.await.unwrap().expect("the readable send is accepted");
+    assert_eq!(good_sent.status, DeliveryStatus::Pending);
+    herald.shutdown(Duration::ZERO).await;
 }
 
 #[test]

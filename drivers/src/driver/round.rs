@@ -78,21 +78,7 @@ impl<R: Runtime> Driver<R> {
                 _ => None,
             })
             .collect();
-        let priors = match self.read_records(keys).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "reading stored records failed; refusing this round's sends");
-                let mut rest = Vec::new();
-                for c in commands {
-                    match c {
-                        Command::Send { reply, .. } => answer(reply, Err(SendError::Unrecorded(e.clone()))),
-                        Command::Redrive { reply, .. } => answer(reply, Err(RedriveError::Store(e.clone()))),
-                        other => rest.push(other),
-                    }
-                }
-                return self.feed(rest, &HashMap::new(), now);
-            }
-        };
+        let priors = self.read_records(keys).await;
         self.feed(commands, &priors, now)
     }
 
@@ -101,7 +87,7 @@ impl<R: Runtime> Driver<R> {
     fn feed(
         &mut self,
         commands: Vec<Command>,
-        priors: &HashMap<(usize, EventKey), Option<DeliveryRecord>>,
+        priors: &HashMap<(usize, EventKey), Result<Option<DeliveryRecord>, String>>,
         now: herald_core::Timestamp,
     ) -> Option<(Round, Batch)> {
         let mut round = Round::default();
@@ -109,7 +95,15 @@ impl<R: Runtime> Driver<R> {
             match c {
                 Command::Send { port, event, reply } => {
                     let key = event.key();
-                    let prior = priors.get(&(port, key)).cloned().flatten();
+                    // A record that cannot be read refuses its send alone.
+                    let prior = match priors.get(&(port, key)).cloned().transpose() {
+                        Ok(prior) => prior.flatten(),
+                        Err(e) => {
+                            warn!(port = %self.ports[port].name, event_id = %event.id(), error = %e, "reading the stored record failed; send refused");
+                            answer(reply, Err(SendError::Unrecorded(e)));
+                            continue;
+                        }
+                    };
                     let p = &mut self.ports[port];
                     let id = event.id().clone();
                     match p.engine.handle_input(Input::Send { event, prior }, now) {
@@ -124,9 +118,16 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 Command::Redrive { port, key, reply } => {
-                    let Some(record) = priors.get(&(port, key)).cloned().flatten() else {
-                        answer(reply, Err(RedriveError::NotFound(format!("{key:?}"))));
-                        continue;
+                    let record = match priors.get(&(port, key)).cloned().transpose() {
+                        Ok(Some(Some(record))) => record,
+                        Ok(_) => {
+                            answer(reply, Err(RedriveError::NotFound(format!("{key:?}"))));
+                            continue;
+                        }
+                        Err(e) => {
+                            answer(reply, Err(RedriveError::Store(e)));
+                            continue;
+                        }
                     };
                     let id = record.id.to_string();
                     match self.ports[port].engine.handle_input(Input::Redrive { record }, now) {
@@ -248,14 +249,14 @@ impl<R: Runtime> Driver<R> {
             })
             .filter(|k| !latest.contains_key(k))
             .collect();
-        let read = self.read_records(missing).await.unwrap_or_default();
+        let read = self.read_records(missing).await;
         for p in pending {
             match p {
                 Pending::Send { port, key, reply } => {
                     let record = latest
                         .get(&(port, key))
                         .cloned()
-                        .or_else(|| read.get(&(port, key)).cloned().flatten());
+                        .or_else(|| read.get(&(port, key)).cloned().and_then(Result::ok).flatten());
                     let max = self.ports[port].config.policy.get_max_attempts();
                     match record {
                         Some(r) => answer(reply, Ok(r.to_result(max))),
@@ -279,12 +280,14 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// The stored records of `keys`, each read or failed on its own, in one read
+    /// transaction.
     async fn read_records(
         &self,
         keys: Vec<(usize, EventKey)>,
-    ) -> Result<HashMap<(usize, EventKey), Option<DeliveryRecord>>, String> {
+    ) -> HashMap<(usize, EventKey), Result<Option<DeliveryRecord>, String>> {
         if keys.is_empty() {
-            return Ok(HashMap::new());
+            return HashMap::new();
         }
         let store = self.store.clone();
         let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
@@ -292,11 +295,10 @@ impl<R: Runtime> Driver<R> {
             .driver_store_call(move || {
                 let named: Vec<(&str, EventKey)> = keys.iter().map(|&(port, key)| (&*names[port], key)).collect();
                 let read = store.records(&named);
-                let mut out = HashMap::with_capacity(keys.len());
-                for (k, r) in keys.into_iter().zip(read) {
-                    out.insert(k, r.map_err(|e| e.to_string())?);
-                }
-                Ok(out)
+                keys.into_iter()
+                    .zip(read)
+                    .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
+                    .collect()
             })
             .await
     }
