@@ -69,21 +69,29 @@ fn event(id: &str) -> ExternalEvent {
         .expect("valid event")
 }
 
+/// A Herald with one port `p` (attempt timeout 60 s) on a store with [`Faults`], whose
+/// attempts wait at a gate: each message on the returned sender lets one through.
+async fn start_gated(dir: &std::path::Path) -> (Arc<Hooked<Faults>>, Herald, async_channel::Sender<()>) {
+    let store = Arc::new(Hooked::new(
+        RedbStore::open(dir.join("h.redb")).unwrap(),
+        Faults::default(),
+    ));
+    let (release, gate) = async_channel::unbounded();
+    let policy = RetryPolicy::default().attempt_timeout(Duration::from_secs(60));
+    let herald = Herald::builder()
+        .store(store.clone())
+        .port(PortConfig::new("p", Gated(gate)).policy(policy))
+        .start_tokio()
+        .await
+        .unwrap();
+    (store, herald, release)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_report_in_a_round_whose_record_read_fails_is_still_recorded() {
     // Arrange: e1 accepted, its attempt waiting at the gate.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Hooked::new(
-        RedbStore::open(dir.path().join("h.redb")).unwrap(),
-        Faults::default(),
-    ));
-    let (release, gate) = async_channel::unbounded();
-    let herald = Herald::builder()
-        .store(store.clone())
-        .port(PortConfig::new("p", Gated(gate)).policy(RetryPolicy::default().attempt_timeout(Duration::from_secs(60))))
-        .start_tokio()
-        .await
-        .unwrap();
+    let (store, herald, release) = start_gated(dir.path()).await;
     let port = herald.port("p").unwrap();
     let e1 = event("e1");
     port.send(e1.clone()).await.unwrap();
@@ -128,17 +136,7 @@ async fn a_send_whose_record_cannot_be_read_is_refused_alone() {
     // Arrange: two sends wait for the same round while the loop is held in a commit; the
     // record of one of them cannot be read.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Hooked::new(
-        RedbStore::open(dir.path().join("h.redb")).unwrap(),
-        Faults::default(),
-    ));
-    let (_release, gate) = async_channel::unbounded();
-    let herald = Herald::builder()
-        .store(store.clone())
-        .port(PortConfig::new("p", Gated(gate)))
-        .start_tokio()
-        .await
-        .unwrap();
+    let (store, herald, _release) = start_gated(dir.path()).await;
     let port = herald.port("p").unwrap();
     let (bad, good) = (event("unreadable"), event("readable"));
     *store.hook().fail_key.lock().unwrap() = Some(bad.key());
@@ -180,29 +178,19 @@ fn a_runtime_shut_down_while_the_loop_commits_ends_the_loop_without_a_panic() {
         previous(info);
     }));
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Hooked::new(
-        RedbStore::open(dir.path().join("h.redb")).unwrap(),
-        Faults::default(),
-    ));
-    let (_release, gate) = async_channel::unbounded();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let herald = runtime.block_on(async {
-        let herald = Herald::builder()
-            .store(store.clone())
-            .port(PortConfig::new("p", Gated(gate)))
-            .start_tokio()
-            .await
-            .unwrap();
+    let (store, herald, _release) = runtime.block_on(async {
+        let (store, herald, release) = start_gated(dir.path()).await;
         let port = herald.port("p").unwrap();
         port.send(event("e1")).await.unwrap();
         store.hook().hold_commits(true);
         tokio::spawn(async move { port.send(event("e2")).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        herald
+        (store, herald, release)
     });
 
     // Act: the runtime shuts down under the busy loop, then its commit completes.
