@@ -59,10 +59,21 @@ pub(crate) fn invalid_request(reason: String) -> AttemptReport {
     .with_detail(reason)
 }
 
+/// The frame every transport's attempt runs in: measures it (the report's `duration`)
+/// and logs its outcome.
+#[cfg(any(feature = "webhook", feature = "api", feature = "amqp", feature = "nats"))]
+pub(crate) async fn timed(kind: &str, attempt: impl std::future::Future<Output = AttemptReport>) -> AttemptReport {
+    let started = std::time::Instant::now();
+    let mut report = attempt.await;
+    report.duration = started.elapsed();
+    log_outcome(kind, &report);
+    report
+}
+
 /// Logs one attempt's outcome at debug level: what was observed and how long it took; never
 /// a header, credential or payload. `kind` is the transport (`webhook`, `api`, `amqp`, `nats`).
 #[cfg(any(feature = "webhook", feature = "api", feature = "amqp", feature = "nats"))]
-pub(crate) fn log_outcome(kind: &str, report: &AttemptReport) {
+fn log_outcome(kind: &str, report: &AttemptReport) {
     use herald_core::Observation;
     let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     let detail = report.detail.as_deref().unwrap_or("");

@@ -21,6 +21,22 @@ impl Placeholder {
     }
 }
 
+/// A template's text for one event, values inserted as they are (a routing key, a subject;
+/// a URL encodes them instead).
+#[cfg(any(feature = "amqp", feature = "nats"))]
+pub(crate) fn render_plain(parts: &[Part], id: &str, event_type: &str) -> String {
+    let values: usize = parts.iter().filter(|p| matches!(p, Part::Value(_))).count();
+    let mut out = String::with_capacity(values * (id.len() + event_type.len()) + 32);
+    for part in parts {
+        match part {
+            Part::Literal(s) => out.push_str(s),
+            Part::Value(Placeholder::Id) => out.push_str(id),
+            Part::Value(Placeholder::Type) => out.push_str(event_type),
+        }
+    }
+    out
+}
+
 /// A piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Part {

@@ -2,7 +2,7 @@
 //! channel and reports the broker's answer.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald_core::{AttemptReport, BoxFuture, Observation};
 use lapin::options::BasicPublishOptions;
@@ -36,17 +36,16 @@ impl AmqpTransport {
     }
 
     async fn deliver(&self, request: AttemptRequest<'_>) -> AttemptReport {
-        let started = Instant::now();
-        let mut report = match Publication::of(&self.config, request.event) {
-            Ok(publication) => {
-                let publish = self.publish(&publication, request.event.payload());
-                futures_lite::future::or(publish, timed_out(request.timeout)).await
+        crate::transport::timed("amqp", async {
+            match Publication::of(&self.config, request.event) {
+                Ok(publication) => {
+                    let publish = self.publish(&publication, request.event.payload());
+                    futures_lite::future::or(publish, timed_out(request.timeout)).await
+                }
+                Err(reason) => crate::transport::invalid_request(reason),
             }
-            Err(reason) => crate::transport::invalid_request(reason),
-        };
-        report.duration = started.elapsed();
-        crate::transport::log_outcome("amqp", &report);
-        report
+        })
+        .await
     }
 
     /// Connects if needed, publishes and waits for the confirm. Dropping the future (the

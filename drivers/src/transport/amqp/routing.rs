@@ -6,7 +6,7 @@
 //! be sent, and the attempt is refused (permanent) instead of being truncated.
 
 use crate::error::ConfigError;
-use crate::transport::template::{Part, Placeholder, tokenize};
+use crate::transport::template::{Part, render_plain, tokenize};
 
 /// The longest routing key (or exchange name) AMQP 0-9-1 can carry: a short string.
 pub(super) const MAX_SHORT_STRING: usize = 255;
@@ -53,14 +53,7 @@ impl RoutingKey {
 
     /// The routing key of one event, or why it cannot be sent.
     pub(super) fn render(&self, id: &str, event_type: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(self.raw.len() + id.len() + event_type.len());
-        for part in &self.parts {
-            match part {
-                Part::Literal(s) => out.push_str(s),
-                Part::Value(Placeholder::Id) => out.push_str(id),
-                Part::Value(Placeholder::Type) => out.push_str(event_type),
-            }
-        }
+        let out = render_plain(&self.parts, id, event_type);
         if out.len() > MAX_SHORT_STRING {
             return Err(format!(
                 "the routing key for this event is {} bytes; AMQP allows at most {MAX_SHORT_STRING}",

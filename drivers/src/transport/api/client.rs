@@ -12,7 +12,7 @@ use super::body::{Body, json_envelope};
 use super::config::ApiConfig;
 use crate::error::ConfigError;
 use crate::transport::http::{self, DEFAULT_USER_AGENT, observe};
-use crate::transport::{AttemptRequest, Transport, invalid_request, log_outcome};
+use crate::transport::{AttemptRequest, Transport, invalid_request};
 
 /// Delivers events to a REST API, reusing connections across attempts.
 ///
@@ -44,11 +44,8 @@ impl ApiTransport {
     }
 
     async fn deliver(&self, request: AttemptRequest<'_>) -> AttemptReport {
-        let started = Instant::now();
-        let mut report = self.exchange(request, started + request.timeout).await;
-        report.duration = started.elapsed();
-        log_outcome("api", &report);
-        report
+        let deadline = Instant::now() + request.timeout;
+        crate::transport::timed("api", self.exchange(request, deadline)).await
     }
 
     async fn exchange(&self, request: AttemptRequest<'_>, deadline: Instant) -> AttemptReport {

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use super::config::{Credentials, NatsConfig};
 use crate::error::ConfigError;
-use crate::transport::{AttemptRequest, Transport, invalid_request, log_outcome};
+use crate::transport::{AttemptRequest, Transport, invalid_request};
 
 /// The header JetStream de-duplicates on, within the stream's duplicate window.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -58,11 +58,8 @@ impl NatsTransport {
     }
 
     async fn deliver(&self, request: AttemptRequest<'_>) -> AttemptReport {
-        let started = Instant::now();
-        let mut report = self.publish(request, started + request.timeout).await;
-        report.duration = started.elapsed();
-        log_outcome("nats", &report);
-        report
+        let deadline = Instant::now() + request.timeout;
+        crate::transport::timed("nats", self.publish(request, deadline)).await
     }
 
     async fn publish(&self, request: AttemptRequest<'_>, deadline: Instant) -> AttemptReport {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::transport::template::{Part, Placeholder, tokenize};
+use crate::transport::template::{Part, render_plain, tokenize};
 
 /// A validated subject template.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl SubjectTemplate {
         };
         // The literal structure alone must already be a valid subject: render with
         // placeholder values that are valid tokens and check.
-        check_subject(&parsed.render_unchecked("t", "i"))
+        check_subject(&render_plain(&parsed.parts, "i", "t"))
             .map_err(|why| format!("subject template {template:?}: {why}"))?;
         Ok(parsed)
     }
@@ -56,21 +56,9 @@ impl SubjectTemplate {
 
     /// The subject for one event, or why it cannot be published to.
     pub(super) fn render(&self, id: &str, event_type: &str) -> Result<String, String> {
-        let subject = self.render_unchecked(event_type, id);
+        let subject = render_plain(&self.parts, id, event_type);
         check_subject(&subject).map_err(|why| format!("the subject {subject:?} for this event is invalid: {why}"))?;
         Ok(subject)
-    }
-
-    fn render_unchecked(&self, event_type: &str, id: &str) -> String {
-        let mut out = String::with_capacity(self.source.len() + event_type.len() + id.len());
-        for part in &self.parts {
-            match part {
-                Part::Literal(s) => out.push_str(s),
-                Part::Value(Placeholder::Type) => out.push_str(event_type),
-                Part::Value(Placeholder::Id) => out.push_str(id),
-            }
-        }
-        out
     }
 }
 

@@ -43,11 +43,8 @@ impl WebhookTransport {
     }
 
     async fn deliver(&self, request: AttemptRequest<'_>) -> AttemptReport {
-        let started = Instant::now();
-        let mut report = self.exchange(request, started + request.timeout).await;
-        report.duration = started.elapsed();
-        crate::transport::log_outcome("webhook", &report);
-        report
+        let deadline = Instant::now() + request.timeout;
+        crate::transport::timed("webhook", self.exchange(request, deadline)).await
     }
 
     async fn exchange(&self, request: AttemptRequest<'_>, deadline: Instant) -> AttemptReport {
