@@ -4,7 +4,6 @@
 //! loop, which feeds the report to the engine in its next round.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures_lite::future;
 use herald_core::{Attempt, AttemptReport, EventKey, ExternalEvent, NetworkError, Observation};
@@ -34,11 +33,8 @@ impl<R: Runtime> Driver<R> {
             }
         }
         if !missing.is_empty() {
-            let store = self.store.clone();
-            let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
             let read = self
-                .runtime
-                .driver_store_call(move || {
+                .store_call(move |store, names| {
                     let keys: Vec<(&str, EventKey)> =
                         missing.iter().map(|&(_, port, key)| (&*names[port], key)).collect();
                     let read = store.events(&keys);

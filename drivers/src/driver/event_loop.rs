@@ -73,6 +73,8 @@ pub(crate) struct Driver<R: Runtime> {
     pub(crate) runtime: R,
     pub(crate) clock: Clock<R>,
     pub(crate) store: Arc<dyn Store>,
+    /// The ports' names by index, as the store keys them (rounds name ports by index).
+    pub(crate) names: Arc<[Arc<str>]>,
     pub(crate) ports: Vec<PortState>,
     pub(crate) commands: async_channel::Receiver<Command>,
     pub(crate) finished_tx: async_channel::Sender<Finished>,
@@ -205,6 +207,16 @@ impl<R: Runtime> Driver<R> {
         future::or(finished, future::or(commands, sleep)).await
     }
 
+    /// A store call of the loop (see [`Runtime::driver_store_call`]), given the store and
+    /// the ports' names by index.
+    pub(super) fn store_call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Store, &[Arc<str>]) -> T + Send + 'static,
+    ) -> herald_core::BoxFuture<'static, T> {
+        let (store, names) = (self.store.clone(), self.names.clone());
+        self.runtime.driver_store_call(move || work(&*store, &names))
+    }
+
     /// Stopping, and nothing in flight. Changes the engines still hold are not waited
     /// for: after a round they are left only when the commit failed (and the engines,
     /// restored from the store, hold the changes of their restore), which the next start
@@ -270,15 +282,12 @@ impl<R: Runtime> Driver<R> {
     pub(super) async fn restore_engines(&mut self) {
         let now = self.clock.now();
         for i in 0..self.ports.len() {
-            let store = self.store.clone();
-            let name = self.ports[i].name.clone();
             let config = self.ports[i].config.clone();
             let restored = self
-                .runtime
-                .driver_store_call(move || -> Result<Engine, String> {
+                .store_call(move |store, names| -> Result<Engine, String> {
                     let mut engine = Engine::new(config, now).map_err(|e| e.to_string())?;
                     store
-                        .for_each_unfinished(&name, &mut |r| engine.restore_record(&r))
+                        .for_each_unfinished(&names[i], &mut |r| engine.restore_record(&r))
                         .map_err(|e| e.to_string())?;
                     engine.handle_timeout(now);
                     Ok(engine)

@@ -280,6 +280,7 @@ impl HeraldBuilder {
             runtime: runtime.clone(),
             clock,
             store: store.clone(),
+            names: states.iter().map(|p| p.name.clone()).collect(),
             ports: states,
             commands: commands_rx,
             finished_tx,

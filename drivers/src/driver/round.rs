@@ -6,7 +6,6 @@
 //! from the store.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures_lite::future;
 use herald_core::{Attempt, Change, DeliveryRecord, EventKey, ExternalEvent, Input, InputError, Output, SendError};
@@ -183,9 +182,7 @@ impl<R: Runtime> Driver<R> {
         if batch.is_empty() {
             return Box::pin(future::ready(Ok(Vec::new())));
         }
-        let store = self.store.clone();
-        let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-        self.runtime.driver_store_call(move || {
+        self.store_call(move |store, names| {
             let refs: Vec<(&str, Change)> = batch.into_iter().map(|(i, c)| (&*names[i], c)).collect();
             store.commit(&refs)
         })
@@ -289,17 +286,14 @@ impl<R: Runtime> Driver<R> {
         if keys.is_empty() {
             return HashMap::new();
         }
-        let store = self.store.clone();
-        let names: Vec<Arc<str>> = self.ports.iter().map(|p| p.name.clone()).collect();
-        self.runtime
-            .driver_store_call(move || {
-                let named: Vec<(&str, EventKey)> = keys.iter().map(|&(port, key)| (&*names[port], key)).collect();
-                let read = store.records(&named);
-                keys.into_iter()
-                    .zip(read)
-                    .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
-                    .collect()
-            })
-            .await
+        self.store_call(move |store, names| {
+            let named: Vec<(&str, EventKey)> = keys.iter().map(|&(port, key)| (&*names[port], key)).collect();
+            let read = store.records(&named);
+            keys.into_iter()
+                .zip(read)
+                .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
+                .collect()
+        })
+        .await
     }
 }
